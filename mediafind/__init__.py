@@ -1,0 +1,43 @@
+"""mediafind: search a personal media library by meaning.
+
+The library API, for use without the command line::
+
+    from mediafind import ClipEmbedder, Store, index_paths, search
+
+    with Store.open(Path("index.db"), create=True) as store:
+        index_paths(store, ["~/Pictures"], ClipEmbedder("ViT-B-32-256:datacomp_s34b_b86k"))
+        for result in search(store, "a red bicycle", embedder_for_index(store, None, "auto")):
+            print(result.score, result.path)
+
+Submodules are imported on first use, so `import mediafind` stays cheap.
+"""
+
+from __future__ import annotations
+
+import importlib
+from typing import Any
+
+__version__ = "0.1.0"
+
+_EXPORTS = {
+    "Store": "mediafind.db",
+    "ClipEmbedder": "mediafind.models.clip",
+    "IndexOptions": "mediafind.index",
+    "IndexSummary": "mediafind.index",
+    "index_paths": "mediafind.index",
+    "search": "mediafind.search",
+    "embedder_for_index": "mediafind.search",
+    "SearchResult": "mediafind.search",
+    "Moment": "mediafind.search",
+    "index_status": "mediafind.status",
+    "MediafindError": "mediafind.errors",
+}
+
+__all__ = [*sorted(_EXPORTS), "__version__"]
+
+
+def __getattr__(name: str) -> Any:
+    module = _EXPORTS.get(name)
+    if module is None:
+        raise AttributeError(f"module 'mediafind' has no attribute {name!r}")
+    return getattr(importlib.import_module(module), name)

@@ -1,0 +1,3 @@
+from mediafind.cli import main
+
+main()

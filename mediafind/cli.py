@@ -1,0 +1,223 @@
+"""The `mediafind` command: parse arguments, call the library, render the result.
+
+This is the only module that prints for people or chooses exit codes:
+0 success (for search: something was found), 1 search found nothing,
+2 an error the user can fix, 130 interrupted.
+"""
+
+from __future__ import annotations
+
+import signal
+from enum import Enum
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+from typer.core import TyperGroup
+
+from mediafind import __version__, config
+from mediafind.errors import IndexInterruptedError, MediafindError
+
+EXIT_NOT_FOUND = 1
+EXIT_ERROR = 2
+EXIT_INTERRUPTED = 130
+
+
+def _raise_interrupt(signum: int, frame: Any) -> None:
+    raise KeyboardInterrupt
+
+
+class _Group(TyperGroup):
+    """Maps the library's exceptions to one stderr line and an exit code."""
+
+    def invoke(self, ctx: Any) -> Any:
+        from mediafind.output import stderr_line, summary_line
+
+        # `kill` stops indexing the way Ctrl-C does: after the current commit.
+        previous = signal.signal(signal.SIGTERM, _raise_interrupt)
+        try:
+            return super().invoke(ctx)
+        except IndexInterruptedError as interrupted:
+            stderr_line(summary_line(interrupted.summary, interrupted=True))
+            stderr_line(f"mediafind: {interrupted}")
+            raise typer.Exit(EXIT_INTERRUPTED) from None
+        except MediafindError as error:
+            stderr_line(f"mediafind: error: {error}")
+            raise typer.Exit(EXIT_ERROR) from None
+        except KeyboardInterrupt:
+            raise typer.Exit(EXIT_INTERRUPTED) from None
+        finally:
+            signal.signal(signal.SIGTERM, previous)
+
+
+app = typer.Typer(
+    cls=_Group,
+    no_args_is_help=True,
+    add_completion=False,
+    rich_markup_mode=None,
+    help="Search your photos by meaning. Everything stays on this machine.",
+    context_settings={"help_option_names": ["-h", "--help"]},
+)
+
+
+class Kind(str, Enum):
+    image = "image"
+    video = "video"
+    audio = "audio"
+
+
+DbOption = Annotated[
+    Path | None,
+    typer.Option(
+        "--db",
+        metavar="PATH",
+        help=f"Index file. Default: ${config.ENV_DB}, else {config.default_db_path()}",
+        show_default=False,
+    ),
+]
+ModelOption = Annotated[
+    str | None,
+    typer.Option(
+        "--model",
+        metavar="SPEC",
+        help=(
+            "open_clip model: NAME:PRETRAINED, hf-hub:ORG/REPO or local-dir:PATH. "
+            f"Default: ${config.ENV_MODEL}, else the index's own model, "
+            f"else {config.DEFAULT_MODEL}"
+        ),
+        show_default=False,
+    ),
+]
+DeviceOption = Annotated[
+    str | None,
+    typer.Option(
+        "--device",
+        metavar="auto|cpu|cuda|mps",
+        help=f"Where models run. Default: ${config.ENV_DEVICE}, else auto",
+        show_default=False,
+    ),
+]
+
+
+def _version(value: bool) -> None:
+    if value:
+        typer.echo(f"mediafind {__version__}")
+        raise typer.Exit()
+
+
+@app.callback()
+def main_options(
+    version: Annotated[
+        bool,
+        typer.Option("--version", callback=_version, is_eager=True, help="Show the version."),
+    ] = False,
+) -> None:
+    """Search your photos by meaning. Everything stays on this machine."""
+
+
+@app.command()
+def index(
+    paths: Annotated[list[Path], typer.Argument(help="Folders (or files) to index.")],
+    db: DbOption = None,
+    model: ModelOption = None,
+    device: DeviceOption = None,
+    include_hidden: Annotated[
+        bool, typer.Option("--include-hidden", help="Also index hidden files and folders.")
+    ] = False,
+    exclude: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--exclude",
+            metavar="GLOB",
+            help="Skip names or relative paths matching GLOB (repeatable).",
+        ),
+    ] = None,
+    reembed: Annotated[
+        bool,
+        typer.Option(
+            "--reembed", help="Switch the index to --model by embedding every file again."
+        ),
+    ] = False,
+) -> None:
+    """Index the photos under PATHS; only new and changed files are embedded."""
+    from mediafind.db import Store
+    from mediafind.index import IndexOptions, choose_model, index_paths
+    from mediafind.models.clip import ClipEmbedder
+    from mediafind.output import IndexReporter, stderr_line, summary_line
+
+    options = IndexOptions(
+        include_hidden=include_hidden, excludes=tuple(exclude or ()), reembed=reembed
+    )
+    with Store.open(config.resolve_db_path(db), create=True) as store:
+        spec = choose_model(store, config.requested_model(model), config.DEFAULT_MODEL)
+        embedder = ClipEmbedder(spec, device=config.resolve_device(device))
+        with IndexReporter() as reporter:
+            summary = index_paths(store, [str(p) for p in paths], embedder, options, reporter)
+    stderr_line(summary_line(summary))
+
+
+@app.command()
+def search(
+    query: Annotated[str, typer.Argument(help="What to look for, in words.")],
+    limit: Annotated[int, typer.Option("--limit", "-n", min=1, help="Most results to show.")] = 20,
+    kind: Annotated[
+        list[Kind] | None,
+        typer.Option("--type", "-t", help="Only results of this kind (repeatable)."),
+    ] = None,
+    as_json: Annotated[bool, typer.Option("--json", help="A JSON array of results.")] = False,
+    paths: Annotated[bool, typer.Option("--paths", help="One path per line.")] = False,
+    null: Annotated[
+        bool, typer.Option("--null", "-0", help="With --paths: separate paths with NUL.")
+    ] = False,
+    db: DbOption = None,
+    model: ModelOption = None,
+    device: DeviceOption = None,
+) -> None:
+    """Find the photos that best match QUERY, best first."""
+    from mediafind.db import Store
+    from mediafind.errors import UsageError
+    from mediafind.output import print_results_json, print_results_paths, print_results_table
+    from mediafind.search import embedder_for_index
+    from mediafind.search import search as run_search
+
+    if as_json and paths:
+        raise UsageError("choose one of --json and --paths")
+    if null and not paths:
+        raise UsageError("-0/--null goes with --paths")
+    with Store.open(config.resolve_db_path(db), create=False) as store:
+        embedder = embedder_for_index(
+            store, config.requested_model(model), config.resolve_device(device)
+        )
+        results = run_search(
+            store, query, embedder, limit=limit, kinds=[k.value for k in kind or ()]
+        )
+    if as_json:
+        print_results_json(results)
+    elif paths:
+        print_results_paths(results, null=null)
+    elif results:
+        print_results_table(results)
+    if not results:
+        raise typer.Exit(EXIT_NOT_FOUND)
+
+
+@app.command()
+def status(
+    db: DbOption = None,
+    as_json: Annotated[bool, typer.Option("--json", help="Machine-readable output.")] = False,
+) -> None:
+    """Show what the index holds: models, files, failures, last run."""
+    from mediafind.db import Store
+    from mediafind.output import print_status, print_status_json
+    from mediafind.status import index_status
+
+    with Store.open(config.resolve_db_path(db), create=False) as store:
+        info = index_status(store)
+    if as_json:
+        print_status_json(info)
+    else:
+        print_status(info)
+
+
+def main() -> None:
+    app(prog_name="mediafind")

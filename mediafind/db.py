@@ -1,0 +1,611 @@
+"""The index file: SQLite driver choice, sqlite-vec loading, pragmas and queries.
+
+Everything that touches SQL lives here. The rest of mediafind speaks in records
+(`FileRecord`, `Space`, `SegmentHit`) and never sees a cursor.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import time
+from collections.abc import Iterable, Iterator, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from mediafind import config
+from mediafind.errors import DatabaseError, IndexNotFoundError
+from mediafind.migrations import MIGRATIONS
+
+# Writers hold the lock for one file's rows at a time, so a reader or a second
+# writer rarely waits long; 15 s covers a slow disk or a NAS.
+BUSY_TIMEOUT_MS = 15_000
+
+# sqlite-vec refuses k above this in a KNN query.
+KNN_MAX_K = 4096
+
+
+@dataclass(frozen=True)
+class Space:
+    """The vectors one model made for one modality, stored in `table`."""
+
+    id: int
+    modality: str
+    model: str
+    model_key: str
+    dim: int
+    active: bool
+
+    @property
+    def table(self) -> str:
+        return f"vec_space_{self.id}"
+
+
+@dataclass(frozen=True)
+class FileRecord:
+    id: int
+    path: str
+    kind: str
+    size: int
+    mtime_ns: int
+    content_hash: str | None
+    status: str
+
+
+@dataclass(frozen=True)
+class NewSegment:
+    modality: str
+    start: float | None
+    end: float | None
+
+
+@dataclass(frozen=True)
+class SegmentHit:
+    """A nearest-neighbour match joined back to its file."""
+
+    segment_id: int
+    distance: float
+    file_id: int
+    path: str
+    kind: str
+    modality: str
+    start: float | None
+    end: float | None
+
+
+@dataclass(frozen=True)
+class FileFacts:
+    """What indexing learned about a file, stored on its row."""
+
+    path: str
+    kind: str
+    size: int
+    mtime_ns: int
+    content_hash: str | None
+    status: str
+    error: str | None = None
+    width: int | None = None
+    height: int | None = None
+    duration: float | None = None
+
+
+def _load_sqlite_vec(conn: Any) -> None:
+    import sqlite_vec
+
+    conn.enable_load_extension(True)
+    try:
+        sqlite_vec.load(conn)
+    finally:
+        conn.enable_load_extension(False)
+
+
+def _connect_driver(path: Path) -> tuple[Any, str]:
+    """Open `path` with a SQLite module that can load sqlite-vec.
+
+    The standard library's sqlite3 is used where it can load extensions. Where
+    it cannot (macOS system Pythons, some distributions' builds) sqlean.py, a
+    drop-in sqlite3 with its own SQLite, takes over.
+    """
+    choice = config.sqlite_driver_choice()
+    if choice not in ("auto", "sqlite3", "sqlean"):
+        raise DatabaseError(
+            f"{config.ENV_SQLITE_DRIVER}={choice!r} is not a SQLite driver; "
+            "use 'sqlite3', 'sqlean' or leave it unset"
+        )
+    if choice in ("auto", "sqlite3"):
+        import sqlite3
+
+        if hasattr(sqlite3.Connection, "enable_load_extension"):
+            conn = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
+            try:
+                _load_sqlite_vec(conn)
+                return conn, "sqlite3"
+            except Exception as error:
+                conn.close()
+                if choice == "sqlite3":
+                    raise DatabaseError(
+                        f"the sqlite3 module could not load sqlite-vec ({error}); "
+                        f"unset {config.ENV_SQLITE_DRIVER} to use the bundled SQLite"
+                    ) from error
+        elif choice == "sqlite3":
+            raise DatabaseError(
+                "this Python's sqlite3 module cannot load extensions; "
+                f"unset {config.ENV_SQLITE_DRIVER} to use the bundled SQLite (sqlean.py)"
+            )
+    import sqlean
+
+    conn = sqlean.connect(str(path), isolation_level=None, check_same_thread=False)
+    _load_sqlite_vec(conn)
+    return conn, "sqlean"
+
+
+def _migrate(conn: Any, path: Path) -> None:
+    version = conn.execute("PRAGMA user_version").fetchone()[0]
+    if version > len(MIGRATIONS):
+        raise DatabaseError(
+            f"{path} was written by a newer mediafind (schema {version}, this one knows "
+            f"{len(MIGRATIONS)}); upgrade mediafind to use it"
+        )
+    for number, step in enumerate(MIGRATIONS[version:], start=version + 1):
+        conn.execute("BEGIN IMMEDIATE")
+        try:
+            # Another process may have migrated while we waited for the lock.
+            if conn.execute("PRAGMA user_version").fetchone()[0] < number:
+                step(conn)
+                conn.execute(f"PRAGMA user_version = {number}")
+            conn.execute("COMMIT")
+        except BaseException:
+            conn.execute("ROLLBACK")
+            raise
+
+
+def _floats(vector: Any) -> bytes:
+    import numpy as np
+
+    return np.asarray(vector, dtype=np.float32).tobytes()
+
+
+class Store:
+    """An open index file. Create with `Store.open`; close when done."""
+
+    def __init__(self, conn: Any, path: Path, driver: str) -> None:
+        self.conn = conn
+        self.path = path
+        self.driver = driver
+
+    @classmethod
+    def open(cls, path: Path, *, create: bool) -> Store:
+        """Open the index at `path`, creating it when `create` is set.
+
+        Raises IndexNotFoundError when it is missing and `create` is not set, and
+        DatabaseError when the file is not an index this version can use.
+        """
+        if path.is_dir():
+            raise DatabaseError(f"{path} is a folder; --db takes the path of an index file")
+        if not path.exists():
+            if not create:
+                raise IndexNotFoundError(
+                    f"no index at {path}; build one with: mediafind index FOLDER"
+                )
+            try:
+                path.parent.mkdir(parents=True, exist_ok=True)
+            except OSError as error:
+                raise DatabaseError(f"cannot create {path.parent}: {error.strerror}") from error
+        try:
+            conn, driver = _connect_driver(path)
+        except DatabaseError:
+            raise
+        except Exception as error:
+            raise DatabaseError(f"cannot open {path}: {error}") from error
+        try:
+            conn.execute(f"PRAGMA busy_timeout = {BUSY_TIMEOUT_MS}")
+            # WAL lets `search` read while `index` writes; NORMAL sync is safe
+            # with WAL (a power cut may lose the last commits, never consistency).
+            conn.execute("PRAGMA journal_mode = WAL")
+            conn.execute("PRAGMA synchronous = NORMAL")
+            conn.execute("PRAGMA foreign_keys = ON")
+            _migrate(conn, path)
+        except DatabaseError:
+            conn.close()
+            raise
+        except Exception as error:
+            conn.close()
+            raise DatabaseError(f"{path} is not a usable mediafind index ({error})") from error
+        return cls(conn, path, driver)
+
+    def close(self) -> None:
+        self.conn.close()
+
+    def __enter__(self) -> Store:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    @contextlib.contextmanager
+    def transaction(self) -> Iterator[None]:
+        """All or nothing: one file's rows, or one sweep, at a time."""
+        self.conn.execute("BEGIN IMMEDIATE")
+        try:
+            yield
+        except BaseException:
+            self.conn.execute("ROLLBACK")
+            raise
+        self.conn.execute("COMMIT")
+
+    # Spaces ---------------------------------------------------------------
+
+    def _space(self, row: Sequence[Any]) -> Space:
+        return Space(row[0], row[1], row[2], row[3], row[4], bool(row[5]))
+
+    _SPACE_COLUMNS = "id, modality, model, model_key, dim, active"
+
+    def active_space(self, modality: str) -> Space | None:
+        row = self.conn.execute(
+            f"SELECT {self._SPACE_COLUMNS} FROM spaces WHERE modality = ? AND active = 1",
+            (modality,),
+        ).fetchone()
+        return self._space(row) if row else None
+
+    def spaces(self) -> list[Space]:
+        rows = self.conn.execute(f"SELECT {self._SPACE_COLUMNS} FROM spaces ORDER BY id")
+        return [self._space(row) for row in rows]
+
+    def find_space(self, modality: str, model_key: str) -> Space | None:
+        row = self.conn.execute(
+            f"SELECT {self._SPACE_COLUMNS} FROM spaces WHERE modality = ? AND model_key = ?",
+            (modality, model_key),
+        ).fetchone()
+        return self._space(row) if row else None
+
+    def create_space(
+        self, modality: str, model: str, model_key: str, dim: int, *, active: bool
+    ) -> Space:
+        with self.transaction():
+            cursor = self.conn.execute(
+                "INSERT INTO spaces (modality, model, model_key, dim, active, created_at) "
+                "VALUES (?, ?, ?, ?, ?, ?)",
+                (modality, model, model_key, dim, int(active), time.time()),
+            )
+            space = Space(cursor.lastrowid, modality, model, model_key, dim, active)
+            # `kind` is a metadata column so that --type filters inside the KNN
+            # scan instead of after it, and a filter never starves the results.
+            self.conn.execute(
+                f"CREATE VIRTUAL TABLE {space.table} USING vec0("
+                f"segment_id INTEGER PRIMARY KEY, embedding float[{dim}] distance_metric=cosine, "
+                "kind TEXT)"
+            )
+        return space
+
+    def activate_space(self, space: Space) -> None:
+        """Make `space` the one searched for its modality and drop the others' vectors."""
+        with self.transaction():
+            for old in self.spaces():
+                if old.modality == space.modality and old.id != space.id:
+                    self.conn.execute(f"DROP TABLE {old.table}")
+                    self.conn.execute("DELETE FROM spaces WHERE id = ?", (old.id,))
+            self.conn.execute("UPDATE spaces SET active = 1 WHERE id = ?", (space.id,))
+
+    # Files ----------------------------------------------------------------
+
+    _FILE_COLUMNS = "id, path, kind, size, mtime_ns, content_hash, status"
+
+    def files_under(self, roots: Iterable[str]) -> dict[str, FileRecord]:
+        """Every file row at or below each root, by path."""
+        found: dict[str, FileRecord] = {}
+        for root in roots:
+            prefix = root.rstrip(os.sep) + os.sep
+            rows = self.conn.execute(
+                f"SELECT {self._FILE_COLUMNS} FROM files WHERE path = ? OR substr(path, 1, ?) = ?",
+                (root, len(prefix), prefix),
+            )
+            for row in rows:
+                found[row[1]] = FileRecord(*row)
+        return found
+
+    def file_by_path(self, path: str) -> FileRecord | None:
+        row = self.conn.execute(
+            f"SELECT {self._FILE_COLUMNS} FROM files WHERE path = ?", (path,)
+        ).fetchone()
+        return FileRecord(*row) if row else None
+
+    def path_of(self, file_id: int) -> str | None:
+        row = self.conn.execute("SELECT path FROM files WHERE id = ?", (file_id,)).fetchone()
+        return row[0] if row else None
+
+    def files_missing_from(self, space: Space) -> int:
+        """How many indexed files have no vectors in `space` yet."""
+        kinds = ("image", "video") if space.modality == "visual" else ("audio", "video")
+        row = self.conn.execute(
+            "SELECT count(*) FROM files f WHERE f.status != 'failed' AND f.kind IN (?, ?) "
+            "AND NOT EXISTS (SELECT 1 FROM file_spaces fs "
+            "WHERE fs.file_id = f.id AND fs.space_id = ?)",
+            (*kinds, space.id),
+        ).fetchone()
+        return int(row[0])
+
+    def file_ids_in_space(self, space: Space) -> set[int]:
+        rows = self.conn.execute("SELECT file_id FROM file_spaces WHERE space_id = ?", (space.id,))
+        return {row[0] for row in rows}
+
+    def reusable_by_hash(self, space: Space) -> dict[str, int]:
+        """content hash -> id of a file whose vectors in `space` can be copied."""
+        rows = self.conn.execute(
+            "SELECT f.content_hash, f.id FROM files f JOIN file_spaces fs ON fs.file_id = f.id "
+            "WHERE fs.space_id = ? AND f.status = 'ok' AND f.content_hash IS NOT NULL",
+            (space.id,),
+        )
+        return {row[0]: row[1] for row in rows}
+
+    def _file_row_values(self, facts: FileFacts) -> tuple[Any, ...]:
+        return (
+            facts.path,
+            facts.kind,
+            facts.size,
+            facts.mtime_ns,
+            facts.content_hash,
+            facts.status,
+            facts.error,
+            facts.width,
+            facts.height,
+            facts.duration,
+            time.time(),
+        )
+
+    def _upsert_file(self, facts: FileFacts) -> int:
+        """Insert or replace the row for `facts.path`, dropping its old segments."""
+        existing = self.conn.execute(
+            "SELECT id FROM files WHERE path = ?", (facts.path,)
+        ).fetchone()
+        if existing is None:
+            cursor = self.conn.execute(
+                "INSERT INTO files (path, kind, size, mtime_ns, content_hash, status, error, "
+                "width, height, duration, indexed_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                self._file_row_values(facts),
+            )
+            return int(cursor.lastrowid)
+        file_id = int(existing[0])
+        self._delete_segments(file_id)
+        self.conn.execute(
+            "UPDATE files SET path = ?, kind = ?, size = ?, mtime_ns = ?, content_hash = ?, "
+            "status = ?, error = ?, width = ?, height = ?, duration = ?, indexed_at = ? "
+            "WHERE id = ?",
+            (*self._file_row_values(facts), file_id),
+        )
+        self.conn.execute("DELETE FROM file_spaces WHERE file_id = ?", (file_id,))
+        return file_id
+
+    def _delete_segments(self, file_id: int) -> None:
+        segment_ids = [
+            (row[0],)
+            for row in self.conn.execute("SELECT id FROM segments WHERE file_id = ?", (file_id,))
+        ]
+        if segment_ids:
+            # vec0 tables are virtual: no foreign key reaches them.
+            for space in self.spaces():
+                self.conn.executemany(
+                    f"DELETE FROM {space.table} WHERE segment_id = ?", segment_ids
+                )
+            self.conn.execute("DELETE FROM segments WHERE file_id = ?", (file_id,))
+
+    def write_file(
+        self,
+        facts: FileFacts,
+        segments: Sequence[NewSegment],
+        vectors: Any,
+        space: Space,
+    ) -> int:
+        """Store a file, its segments and their vectors in `space`, atomically."""
+        with self.transaction():
+            file_id = self._upsert_file(facts)
+            rows = []
+            for segment, vector in zip(segments, vectors, strict=True):
+                cursor = self.conn.execute(
+                    "INSERT INTO segments (file_id, modality, start, end) VALUES (?, ?, ?, ?)",
+                    (file_id, segment.modality, segment.start, segment.end),
+                )
+                rows.append((cursor.lastrowid, _floats(vector), facts.kind))
+            self.conn.executemany(
+                f"INSERT INTO {space.table} (segment_id, embedding, kind) VALUES (?, ?, ?)", rows
+            )
+            self.conn.execute(
+                "INSERT INTO file_spaces (file_id, space_id) VALUES (?, ?)", (file_id, space.id)
+            )
+        return file_id
+
+    def write_failed(self, facts: FileFacts) -> None:
+        """Remember a file that could not be indexed, so it is not retried until it changes."""
+        with self.transaction():
+            self._upsert_file(facts)
+
+    def add_vectors(self, file_id: int, kind: str, vectors: Any, space: Space) -> None:
+        """Add `space` vectors for a file's existing segments (re-embedding, same file)."""
+        with self.transaction():
+            segment_ids = [
+                row[0]
+                for row in self.conn.execute(
+                    "SELECT id FROM segments WHERE file_id = ? AND modality = ? ORDER BY id",
+                    (file_id, space.modality),
+                )
+            ]
+            self.conn.executemany(
+                f"DELETE FROM {space.table} WHERE segment_id = ?", [(i,) for i in segment_ids]
+            )
+            self.conn.executemany(
+                f"INSERT INTO {space.table} (segment_id, embedding, kind) VALUES (?, ?, ?)",
+                [
+                    (segment_id, _floats(vector), kind)
+                    for segment_id, vector in zip(segment_ids, vectors, strict=True)
+                ],
+            )
+            self.conn.execute(
+                "INSERT OR IGNORE INTO file_spaces (file_id, space_id) VALUES (?, ?)",
+                (file_id, space.id),
+            )
+
+    def segment_count(self, file_id: int, modality: str) -> int:
+        row = self.conn.execute(
+            "SELECT count(*) FROM segments WHERE file_id = ? AND modality = ?",
+            (file_id, modality),
+        ).fetchone()
+        return int(row[0])
+
+    def copy_file(self, source_id: int, facts: FileFacts) -> None:
+        """Store `facts.path` with copies of another file's segments and vectors."""
+        with self.transaction():
+            source = self.conn.execute(
+                "SELECT width, height, duration FROM files WHERE id = ?", (source_id,)
+            ).fetchone()
+            file_id = self._upsert_file(
+                FileFacts(
+                    facts.path,
+                    facts.kind,
+                    facts.size,
+                    facts.mtime_ns,
+                    facts.content_hash,
+                    "ok",
+                    None,
+                    source[0],
+                    source[1],
+                    source[2],
+                )
+            )
+            spaces = [
+                space
+                for space in self.spaces()
+                if self.conn.execute(
+                    "SELECT 1 FROM file_spaces WHERE file_id = ? AND space_id = ?",
+                    (source_id, space.id),
+                ).fetchone()
+            ]
+            old_segments = self.conn.execute(
+                "SELECT id, modality, start, end FROM segments WHERE file_id = ? ORDER BY id",
+                (source_id,),
+            ).fetchall()
+            for old_id, modality, start, end in old_segments:
+                cursor = self.conn.execute(
+                    "INSERT INTO segments (file_id, modality, start, end) VALUES (?, ?, ?, ?)",
+                    (file_id, modality, start, end),
+                )
+                for space in spaces:
+                    vector = self.conn.execute(
+                        f"SELECT embedding FROM {space.table} WHERE segment_id = ?", (old_id,)
+                    ).fetchone()
+                    if vector is not None:
+                        self.conn.execute(
+                            f"INSERT INTO {space.table} (segment_id, embedding, kind) "
+                            "VALUES (?, ?, ?)",
+                            (cursor.lastrowid, vector[0], facts.kind),
+                        )
+            self.conn.executemany(
+                "INSERT INTO file_spaces (file_id, space_id) VALUES (?, ?)",
+                [(file_id, space.id) for space in spaces],
+            )
+
+    def move_file(self, file_id: int, facts: FileFacts) -> None:
+        """Give an indexed file its new path and stat, keeping its vectors."""
+        with self.transaction():
+            # A failed or stale row may already sit at the destination path.
+            self.conn.execute("DELETE FROM files WHERE path = ? AND id != ?", (facts.path, file_id))
+            self.conn.execute(
+                "UPDATE files SET path = ?, size = ?, mtime_ns = ?, indexed_at = ? WHERE id = ?",
+                (facts.path, facts.size, facts.mtime_ns, time.time(), file_id),
+            )
+
+    def touch_file(self, file_id: int, size: int, mtime_ns: int) -> None:
+        """Record a new stat for a file whose content did not change."""
+        with self.transaction():
+            self.conn.execute(
+                "UPDATE files SET size = ?, mtime_ns = ? WHERE id = ?", (size, mtime_ns, file_id)
+            )
+
+    def delete_files(self, paths: Iterable[str]) -> int:
+        """Remove these paths and everything stored for them, in one transaction."""
+        removed = 0
+        with self.transaction():
+            for path in paths:
+                row = self.conn.execute("SELECT id FROM files WHERE path = ?", (path,)).fetchone()
+                if row is None:
+                    continue
+                self._delete_segments(row[0])
+                self.conn.execute("DELETE FROM files WHERE id = ?", (row[0],))
+                removed += 1
+        return removed
+
+    def record_roots(self, roots: Iterable[str], indexed_at: float) -> None:
+        with self.transaction():
+            for root in roots:
+                self.conn.execute(
+                    "INSERT INTO roots (path, added_at, last_indexed_at) VALUES (?, ?, ?) "
+                    "ON CONFLICT (path) DO UPDATE SET last_indexed_at = excluded.last_indexed_at",
+                    (root, indexed_at, indexed_at),
+                )
+
+    # Search ---------------------------------------------------------------
+
+    def nearest(
+        self, space: Space, vector: Any, k: int, kinds: Sequence[str] | None = None
+    ) -> list[SegmentHit]:
+        """The `k` segments nearest to `vector` in `space`, nearest first."""
+        k = max(1, min(k, KNN_MAX_K))
+        sql = (
+            f"WITH knn AS (SELECT segment_id, distance FROM {space.table} "
+            "WHERE embedding MATCH ? AND k = ?"
+        )
+        params: list[Any] = [_floats(vector), k]
+        if kinds:
+            sql += f" AND kind IN ({','.join('?' * len(kinds))})"
+            params.extend(kinds)
+        sql += (
+            ") SELECT knn.segment_id, knn.distance, f.id, f.path, f.kind, s.modality, "
+            "s.start, s.end FROM knn JOIN segments s ON s.id = knn.segment_id "
+            "JOIN files f ON f.id = s.file_id ORDER BY knn.distance"
+        )
+        return [SegmentHit(*row) for row in self.conn.execute(sql, params)]
+
+    def has_vectors(self, space: Space) -> bool:
+        row = self.conn.execute(
+            "SELECT 1 FROM file_spaces WHERE space_id = ? LIMIT 1", (space.id,)
+        ).fetchone()
+        return row is not None
+
+    def vector_count(self, space: Space) -> int:
+        row = self.conn.execute(
+            "SELECT count(*) FROM segments s JOIN file_spaces fs ON fs.file_id = s.file_id "
+            "WHERE fs.space_id = ? AND s.modality = ?",
+            (space.id, space.modality),
+        ).fetchone()
+        return int(row[0])
+
+    # Status ---------------------------------------------------------------
+
+    def counts_by_kind(self) -> dict[str, int]:
+        rows = self.conn.execute(
+            "SELECT kind, count(*) FROM files WHERE status != 'failed' GROUP BY kind"
+        )
+        return {row[0]: row[1] for row in rows}
+
+    def segment_total(self) -> int:
+        return int(self.conn.execute("SELECT count(*) FROM segments").fetchone()[0])
+
+    def failed_files(self) -> list[tuple[str, str]]:
+        rows = self.conn.execute(
+            "SELECT path, coalesce(error, '') FROM files WHERE status = 'failed' ORDER BY path"
+        )
+        return [(row[0], row[1]) for row in rows]
+
+    def roots(self) -> list[tuple[str, float | None]]:
+        rows = self.conn.execute("SELECT path, last_indexed_at FROM roots ORDER BY path")
+        return [(row[0], row[1]) for row in rows]
+
+    def last_indexed_at(self) -> float | None:
+        row = self.conn.execute("SELECT max(last_indexed_at) FROM roots").fetchone()
+        return row[0]
+
+    def size_bytes(self) -> int:
+        total = 0
+        for suffix in ("", "-wal", "-shm"):
+            with contextlib.suppress(OSError):
+                total += os.stat(f"{self.path}{suffix}").st_size
+        return total

@@ -1,0 +1,1 @@
+"""Decoding and sampling of media files (Pillow for photos)."""

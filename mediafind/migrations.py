@@ -1,0 +1,95 @@
+"""Numbered schema steps, applied in order, each in its own transaction.
+
+The index is the user's data: never edit a step that has shipped, append a new
+one. `PRAGMA user_version` records how many steps a file has had.
+
+Vectors live outside these steps, in one sqlite-vec table per embedding space
+(`vec_space_<id>`), created when a model first writes to the index, because
+their dimension depends on the model.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+Migration = Callable[[Any], None]
+
+
+def _execute_all(conn: Any, script: str) -> None:
+    # Statement by statement: executescript() would COMMIT first and break the
+    # step's transaction. Comments are dropped first, so only the ';' ending a
+    # statement splits (the scripts here hold none inside string literals).
+    code = "\n".join(line.split("--", 1)[0] for line in script.splitlines())
+    for statement in code.split(";"):
+        if statement.strip():
+            conn.execute(statement)
+
+
+def m001_initial(conn: Any) -> None:
+    _execute_all(
+        conn,
+        """
+        CREATE TABLE roots (
+            path TEXT PRIMARY KEY,
+            added_at REAL NOT NULL,
+            last_indexed_at REAL
+        );
+
+        -- One row per media file seen under a root, failed ones included so
+        -- that they are not retried until they change.
+        CREATE TABLE files (
+            id INTEGER PRIMARY KEY,
+            path TEXT NOT NULL UNIQUE,
+            kind TEXT NOT NULL CHECK (kind IN ('image', 'video', 'audio')),
+            size INTEGER NOT NULL,
+            mtime_ns INTEGER NOT NULL,
+            content_hash TEXT,
+            status TEXT NOT NULL CHECK (status IN ('ok', 'partial', 'failed')),
+            error TEXT,
+            width INTEGER,
+            height INTEGER,
+            duration REAL,
+            indexed_at REAL NOT NULL
+        );
+        CREATE INDEX files_content_hash ON files (content_hash);
+
+        -- An embedding space: the vectors one model made for one modality.
+        -- Exactly one space per modality is active; vectors of two spaces are
+        -- never compared with each other.
+        CREATE TABLE spaces (
+            id INTEGER PRIMARY KEY,
+            modality TEXT NOT NULL CHECK (modality IN ('visual', 'audio')),
+            model TEXT NOT NULL,
+            model_key TEXT NOT NULL,
+            dim INTEGER NOT NULL,
+            active INTEGER NOT NULL DEFAULT 0,
+            created_at REAL NOT NULL,
+            UNIQUE (modality, model_key)
+        );
+
+        -- A moment of a file: a whole photo (start and end NULL), a video
+        -- frame's span, or an audio window. Each has one vector per space of
+        -- its modality, keyed by the segment id.
+        CREATE TABLE segments (
+            id INTEGER PRIMARY KEY,
+            file_id INTEGER NOT NULL REFERENCES files (id) ON DELETE CASCADE,
+            modality TEXT NOT NULL CHECK (modality IN ('visual', 'audio')),
+            start REAL,
+            end REAL
+        );
+        CREATE INDEX segments_file ON segments (file_id);
+
+        -- Which spaces hold a file's vectors: what a re-embed with a new model
+        -- still has to do, and which content hashes can be reused.
+        CREATE TABLE file_spaces (
+            file_id INTEGER NOT NULL REFERENCES files (id) ON DELETE CASCADE,
+            space_id INTEGER NOT NULL REFERENCES spaces (id) ON DELETE CASCADE,
+            PRIMARY KEY (file_id, space_id)
+        ) WITHOUT ROWID;
+        CREATE INDEX file_spaces_space ON file_spaces (space_id);
+        """,
+    )
+
+
+MIGRATIONS: list[Migration] = [m001_initial]

@@ -1,0 +1,264 @@
+"""Photos and video frames, and text queries, embedded with open_clip.
+
+torch and open_clip are imported only when a model is first used, so that
+commands which never embed anything start fast.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import threading
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from mediafind.errors import (
+    DeviceError,
+    MediafindError,
+    ModelUnavailableError,
+    UsageError,
+)
+from mediafind.hashing import content_hash
+
+if TYPE_CHECKING:
+    import numpy as np
+    from PIL.Image import Image
+
+LOCAL_DIR = "local-dir:"
+HF_HUB = "hf-hub:"
+_WEIGHT_SUFFIXES = (".safetensors", ".bin", ".pth", ".pt")
+
+
+@dataclass(frozen=True)
+class ModelSpec:
+    """A parsed --model value: `NAME:PRETRAINED`, `hf-hub:ORG/REPO` or `local-dir:PATH`."""
+
+    text: str
+    source: str  # "pretrained", "hf-hub" or "local-dir"
+    name: str  # architecture name, hub repo id, or absolute folder path
+    pretrained: str | None = None
+
+    @property
+    def open_clip_name(self) -> str:
+        if self.source == "local-dir":
+            return LOCAL_DIR + self.name
+        if self.source == "hf-hub":
+            return HF_HUB + self.name
+        return self.name
+
+
+def parse_spec(text: str) -> ModelSpec:
+    text = text.strip()
+    if text.startswith(LOCAL_DIR):
+        raw = text[len(LOCAL_DIR) :]
+        if not raw:
+            raise UsageError("--model local-dir: needs a folder, e.g. local-dir:~/models/clip")
+        folder = os.path.abspath(os.path.expanduser(raw))
+        return ModelSpec(LOCAL_DIR + folder, "local-dir", folder)
+    if text.startswith(HF_HUB):
+        repo = text[len(HF_HUB) :]
+        if repo.count("/") != 1:
+            raise UsageError(f"--model {text}: expected hf-hub:ORG/REPO")
+        return ModelSpec(text, "hf-hub", repo)
+    name, _, pretrained = text.partition(":")
+    if not name or not pretrained:
+        raise UsageError(
+            f"--model {text!r}: expected NAME:PRETRAINED (e.g. ViT-B-32:laion2b_s34b_b79k), "
+            "hf-hub:ORG/REPO or local-dir:PATH; without pretrained weights a model is random"
+        )
+    return ModelSpec(text, "pretrained", name, pretrained)
+
+
+def _local_weights(folder: Path) -> Path | None:
+    candidates = sorted(p for p in folder.iterdir() if p.suffix in _WEIGHT_SUFFIXES)
+    return candidates[0] if candidates else None
+
+
+def _check_local_dir(spec: ModelSpec) -> Path:
+    folder = Path(spec.name)
+    hint = "it needs open_clip_config.json and weights (open_clip_model.safetensors)"
+    if not folder.is_dir():
+        raise ModelUnavailableError(f"model folder {folder} does not exist; {hint}")
+    if not (folder / "open_clip_config.json").is_file():
+        raise ModelUnavailableError(f"model folder {folder} has no open_clip_config.json; {hint}")
+    if _local_weights(folder) is None:
+        raise ModelUnavailableError(f"model folder {folder} holds no weights file; {hint}")
+    return folder
+
+
+def model_key(spec: ModelSpec) -> str:
+    """What identifies the weights: vectors with different keys are never compared.
+
+    A local folder is identified by its content, so moving it keeps the index
+    valid and retraining it into the same folder does not.
+    """
+    if spec.source == "local-dir":
+        folder = _check_local_dir(spec)
+        weights = _local_weights(folder)
+        assert weights is not None
+        digest = hashlib.blake2b(digest_size=16)
+        digest.update((folder / "open_clip_config.json").read_bytes())
+        digest.update(content_hash(weights).encode())
+        return f"open_clip:local-dir:{digest.hexdigest()}"
+    if spec.source == "hf-hub":
+        return f"open_clip:hf-hub:{spec.name}"
+    return f"open_clip:{spec.name}:{spec.pretrained}"
+
+
+def resolve_torch_device(name: str) -> str:
+    """Turn auto|cpu|cuda[:N]|mps into a torch device that exists here."""
+    import torch
+
+    if name == "auto":
+        if torch.cuda.is_available():
+            return "cuda"
+        if torch.backends.mps.is_available():
+            return "mps"
+        return "cpu"
+    if name == "cpu":
+        return "cpu"
+    if name == "cuda" or name.startswith("cuda:"):
+        if not torch.cuda.is_available():
+            raise DeviceError(
+                f"--device {name}: torch sees no CUDA GPU here; use --device cpu or auto"
+            )
+        return name
+    if name == "mps":
+        if not torch.backends.mps.is_available():
+            raise DeviceError("--device mps: Apple's Metal is not available here; use cpu or auto")
+        return name
+    raise UsageError(f"--device {name!r}: expected auto, cpu, cuda or mps")
+
+
+def _one_line(error: BaseException) -> str:
+    text = " ".join(str(error).split()) or error.__class__.__name__
+    return text if len(text) <= 200 else text[:197] + "..."
+
+
+class ClipEmbedder:
+    """An open_clip model: image tower for photos and frames, text tower for queries.
+
+    Loads its weights on first use. `embed_*` return L2-normalised float32 rows,
+    so that cosine similarity is a dot product.
+    """
+
+    modality = "visual"
+
+    def __init__(self, spec: str | ModelSpec, device: str = "auto") -> None:
+        self.spec = parse_spec(spec) if isinstance(spec, str) else spec
+        self.device_name = device
+        self._lock = threading.Lock()
+        self._loaded: tuple[Any, Any, Any, str] | None = None
+
+    @property
+    def key(self) -> str:
+        return model_key(self.spec)
+
+    def _load(self) -> tuple[Any, Any, Any, str]:
+        with self._lock:
+            if self._loaded is None:
+                self._loaded = self._create()
+            return self._loaded
+
+    def _create(self) -> tuple[Any, Any, Any, str]:
+        import open_clip
+
+        device = resolve_torch_device(self.device_name)
+        spec = self.spec
+        try:
+            if spec.source == "local-dir":
+                _check_local_dir(spec)
+                model, _, preprocess = open_clip.create_model_and_transforms(
+                    spec.open_clip_name, device=device
+                )
+            elif spec.source == "hf-hub":
+                # open_clip only logs a warning when hub weights cannot be fetched
+                # and goes on with random ones; fetch them first so that is an error.
+                from open_clip.pretrained import download_pretrained_from_hf
+
+                download_pretrained_from_hf(spec.name)
+                model, _, preprocess = open_clip.create_model_and_transforms(
+                    spec.open_clip_name, device=device
+                )
+            else:
+                self._check_pretrained_tag(open_clip)
+                model, _, preprocess = open_clip.create_model_and_transforms(
+                    spec.name, pretrained=spec.pretrained, device=device
+                )
+            tokenizer = open_clip.get_tokenizer(spec.open_clip_name)
+        except MediafindError:
+            raise
+        except Exception as error:
+            raise ModelUnavailableError(self._unavailable_message(error)) from error
+        model.eval()
+        return model, preprocess, tokenizer, device
+
+    def _check_pretrained_tag(self, open_clip: Any) -> None:
+        spec = self.spec
+        if spec.name not in open_clip.list_models():
+            raise UsageError(
+                f"--model {spec.text}: open_clip has no architecture {spec.name!r} "
+                "(see open_clip.list_pretrained() for NAME:PRETRAINED pairs)"
+            )
+        tags = open_clip.list_pretrained_tags_by_model(spec.name)
+        if spec.pretrained not in tags:
+            known = ", ".join(tags) or "none"
+            raise UsageError(
+                f"--model {spec.text}: no pretrained weights {spec.pretrained!r} for "
+                f"{spec.name}; known: {known}"
+            )
+
+    def _unavailable_message(self, error: BaseException) -> str:
+        if self.spec.source == "local-dir":
+            return f"cannot load model {self.spec.text}: {_one_line(error)}"
+        return (
+            f"cannot load model {self.spec.text}: its weights are not in the cache and could "
+            f"not be downloaded ({_one_line(error)}). Connect to the internet once so they can "
+            "be downloaded, or copy a model folder (open_clip_config.json and weights) to this "
+            "machine and use --model local-dir:/path/to/folder"
+        )
+
+    @property
+    def device(self) -> str:
+        return self._load()[3]
+
+    @property
+    def image_size(self) -> int:
+        model = self._load()[0]
+        size = model.visual.image_size
+        return int(size[0] if isinstance(size, (tuple, list)) else size)
+
+    @property
+    def dim(self) -> int:
+        return int(self.embed_texts(["dimension probe"]).shape[1])
+
+    @property
+    def batch_size(self) -> int:
+        return 32 if self.device == "cpu" else 128
+
+    def preprocess(self, image: Image) -> Any:
+        """Model input for one decoded image; safe to call from worker threads."""
+        return self._load()[1](image)
+
+    def embed_preprocessed(self, tensors: Sequence[Any]) -> np.ndarray:
+        import torch
+
+        model, _, _, device = self._load()
+        with torch.inference_mode():
+            batch = torch.stack(list(tensors)).to(device)
+            features = model.encode_image(batch, normalize=True)
+        return features.float().cpu().numpy()
+
+    def embed_images(self, images: Sequence[Image]) -> np.ndarray:
+        return self.embed_preprocessed([self.preprocess(image) for image in images])
+
+    def embed_texts(self, texts: Sequence[str]) -> np.ndarray:
+        import torch
+
+        model, _, tokenizer, device = self._load()
+        with torch.inference_mode():
+            tokens = tokenizer(list(texts)).to(device)
+            features = model.encode_text(tokens, normalize=True)
+        return features.float().cpu().numpy()

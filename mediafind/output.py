@@ -1,0 +1,206 @@
+"""Rendering for people (rich tables, progress) and for scripts (JSON, path lists).
+
+Data goes to stdout; progress, warnings and summaries go to stderr, so that
+`mediafind search ... --paths | xargs ...` only ever sees paths.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+import time
+from collections.abc import Sequence
+from datetime import datetime
+from typing import IO, Any
+
+from rich.console import Console
+from rich.markup import escape
+from rich.progress import (
+    BarColumn,
+    MofNCompleteColumn,
+    Progress,
+    TextColumn,
+    TimeElapsedColumn,
+    TimeRemainingColumn,
+)
+from rich.table import Table
+
+from mediafind.index import FileDone, FileFailed, FolderSkipped, IndexEvent, IndexSummary, ScanDone
+from mediafind.search import SearchResult
+from mediafind.status import IndexStatus
+
+
+def stderr_line(message: str) -> None:
+    """One plain line on stderr: never wrapped, so scripts can grep it."""
+    sys.stderr.write(" ".join(message.split()) + "\n")
+    sys.stderr.flush()
+
+
+def format_time(seconds: float | None) -> str:
+    """83.4 -> '1:23'; 3723 -> '1:02:03'."""
+    if seconds is None:
+        return ""
+    whole = int(seconds)
+    hours, rest = divmod(whole, 3600)
+    minutes, secs = divmod(rest, 60)
+    return f"{hours}:{minutes:02d}:{secs:02d}" if hours else f"{minutes}:{secs:02d}"
+
+
+def _human_bytes(count: int) -> str:
+    size = float(count)
+    for unit in ("B", "KB", "MB", "GB"):
+        if size < 1024 or unit == "GB":
+            return f"{size:.0f} {unit}" if unit == "B" else f"{size:.1f} {unit}"
+        size /= 1024
+    return f"{count} B"
+
+
+def _when(timestamp: float | None) -> str:
+    if timestamp is None:
+        return "never"
+    return datetime.fromtimestamp(timestamp).strftime("%Y-%m-%d %H:%M:%S")
+
+
+class IndexReporter:
+    """Turns indexing events into a progress bar (on a terminal) and warning lines."""
+
+    def __init__(self, stream: IO[str] | None = None) -> None:
+        self.stream = stream or sys.stderr
+        self.console = Console(file=self.stream, highlight=False)
+        self.progress: Progress | None = None
+        self.task: Any = None
+
+    def __enter__(self) -> IndexReporter:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        if self.progress is not None:
+            self.progress.stop()
+
+    def warn(self, message: str) -> None:
+        line = "mediafind: warning: " + " ".join(message.split())
+        if self.progress is not None:
+            self.progress.console.print(escape(line), soft_wrap=True, highlight=False)
+        else:
+            self.stream.write(line + "\n")
+            self.stream.flush()
+
+    def __call__(self, event: IndexEvent) -> None:
+        if isinstance(event, ScanDone):
+            if self.console.is_terminal and event.to_process:
+                self.progress = Progress(
+                    TextColumn("indexing"),
+                    BarColumn(),
+                    MofNCompleteColumn(),
+                    TextColumn("{task.fields[rate]}"),
+                    TimeElapsedColumn(),
+                    TextColumn("ETA"),
+                    TimeRemainingColumn(),
+                    console=self.console,
+                    transient=True,
+                )
+                self.task = self.progress.add_task("index", total=event.to_process, rate="")
+                self.started = time.monotonic()
+                self.progress.start()
+        elif isinstance(event, FileFailed):
+            self.warn(f"{event.path}: {event.reason}")
+        elif isinstance(event, FolderSkipped):
+            self.warn(f"{event.path}: cannot list folder ({event.reason}); kept what was indexed")
+        elif isinstance(event, FileDone) and self.progress is not None:
+            self.progress.advance(self.task)
+            done = self.progress.tasks[0].completed
+            rate = done / max(time.monotonic() - self.started, 1e-6)
+            self.progress.update(self.task, rate=f"{rate:.1f} files/s")
+
+
+def summary_line(summary: IndexSummary, *, interrupted: bool = False) -> str:
+    parts = [
+        f"{summary.new} new",
+        f"{summary.changed} changed",
+        f"{summary.moved} moved",
+        f"{summary.removed} removed",
+        f"{summary.failed} failed",
+        f"{summary.unchanged} unchanged",
+    ]
+    if summary.reused:
+        parts.append(f"{summary.reused} reused from identical files")
+    if summary.reembedded:
+        parts.append(f"{summary.reembedded} re-embedded")
+    head = "interrupted after" if interrupted else "indexed in"
+    line = f"mediafind: {head} {summary.elapsed:.1f}s: " + ", ".join(parts)
+    if summary.reembed_pending:
+        line += (
+            f"; {summary.reembed_pending} files in other folders still need re-embedding "
+            "before the new model is used"
+        )
+    return line
+
+
+def print_results_table(results: Sequence[SearchResult], stream: IO[str] | None = None) -> None:
+    console = Console(file=stream or sys.stdout, highlight=False)
+    # The moment column appears once there are moments to show (videos, audio).
+    with_moments = any(result.start is not None for result in results)
+    table = Table(box=None, pad_edge=False, header_style="bold")
+    table.add_column("#", justify="right")
+    table.add_column("score", justify="right")
+    table.add_column("kind")
+    if with_moments:
+        table.add_column("at", justify="right")
+    table.add_column("path", overflow="fold")
+    for rank, result in enumerate(results, start=1):
+        cells = [str(rank), f"{result.score:.3f}", result.kind]
+        if with_moments:
+            cells.append(format_time(result.start))
+        table.add_row(*cells, escape(result.path))
+    console.print(table)
+
+
+def print_results_json(results: Sequence[SearchResult], stream: IO[str] | None = None) -> None:
+    out = stream or sys.stdout
+    json.dump([result.to_dict() for result in results], out, ensure_ascii=False, indent=2)
+    out.write("\n")
+
+
+def print_results_paths(
+    results: Sequence[SearchResult], *, null: bool, stream: IO[str] | None = None
+) -> None:
+    out = stream or sys.stdout
+    end = "\0" if null else "\n"
+    for result in results:
+        out.write(result.path + end)
+    out.flush()
+
+
+def print_status(status: IndexStatus, stream: IO[str] | None = None) -> None:
+    console = Console(file=stream or sys.stdout, highlight=False)
+    table = Table(box=None, show_header=False, pad_edge=False)
+    table.add_column(style="bold")
+    table.add_column(overflow="fold")
+    table.add_row("index", escape(f"{status.db_path} ({_human_bytes(status.db_bytes)})"))
+    for model in status.models:
+        state = "" if model.active else " (re-embedding, not yet searched)"
+        table.add_row(
+            f"{model.modality} model",
+            escape(f"{model.model}, {model.dim} dimensions, {model.vectors} vectors{state}"),
+        )
+    if not status.models:
+        table.add_row("model", "none yet")
+    files = ", ".join(f"{count} {kind}s" for kind, count in status.files.items())
+    table.add_row("files", files)
+    table.add_row("segments", str(status.segments))
+    table.add_row("failed", str(len(status.failed)))
+    for path, error in status.failed[:10]:
+        table.add_row("", escape(f"{path}: {error}"))
+    if len(status.failed) > 10:
+        table.add_row("", f"... and {len(status.failed) - 10} more (see status --json)")
+    for path, _ in status.roots:
+        table.add_row("root", escape(path))
+    table.add_row("last indexed", _when(status.last_indexed_at))
+    table.add_row("sqlite driver", status.sqlite_driver)
+    console.print(table)
+
+
+def print_status_json(status: IndexStatus, stream: IO[str] | None = None) -> None:
+    out = stream or sys.stdout
+    json.dump(status.to_dict(), out, ensure_ascii=False, indent=2)
+    out.write("\n")

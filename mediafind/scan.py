@@ -1,0 +1,143 @@
+"""Walk the user's folders and list the media files in them.
+
+No models, no database: this module only answers "what is there now".
+"""
+
+from __future__ import annotations
+
+import fnmatch
+import importlib.util
+import os
+import stat
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+
+from mediafind.errors import UsageError
+
+IMAGE_EXTENSIONS = frozenset({".jpg", ".jpeg", ".png", ".webp", ".gif", ".bmp", ".tif", ".tiff"})
+HEIC_EXTENSIONS = frozenset({".heic", ".heif"})
+
+
+def heic_supported() -> bool:
+    """HEIC photos are decoded by the optional pillow-heif plugin."""
+    return importlib.util.find_spec("pillow_heif") is not None
+
+
+def kind_by_extension() -> dict[str, str]:
+    kinds = dict.fromkeys(IMAGE_EXTENSIONS, "image")
+    if heic_supported():
+        kinds.update(dict.fromkeys(HEIC_EXTENSIONS, "image"))
+    return kinds
+
+
+@dataclass(frozen=True)
+class FoundFile:
+    path: str
+    kind: str
+    size: int
+    mtime_ns: int
+
+
+@dataclass
+class ScanResult:
+    roots: list[str]
+    files: list[FoundFile] = field(default_factory=list)
+    # Folders that could not be listed: what was indexed under them is kept,
+    # since "cannot read" is not "deleted" (an unmounted NAS share, a chmod).
+    unreadable: list[tuple[str, str]] = field(default_factory=list)
+
+
+def normalize_roots(paths: Iterable[str | os.PathLike[str]]) -> list[str]:
+    """Absolute, existing, de-duplicated roots; a root inside another is dropped."""
+    roots: list[str] = []
+    for raw in paths:
+        path = os.path.abspath(os.path.expanduser(os.fspath(raw)))
+        if not os.path.exists(path):
+            raise UsageError(f"{raw}: no such file or folder")
+        if not (os.path.isdir(path) or os.path.isfile(path)):
+            raise UsageError(f"{raw}: not a file or folder")
+        roots.append(path)
+    roots.sort()
+    kept: list[str] = []
+    for root in roots:
+        if not any(
+            root == outer or root.startswith(outer.rstrip(os.sep) + os.sep) for outer in kept
+        ):
+            kept.append(root)
+    return kept
+
+
+def _excluded(name: str, relative: str, patterns: Sequence[str]) -> bool:
+    return any(
+        fnmatch.fnmatch(name, pattern) or fnmatch.fnmatch(relative, pattern) for pattern in patterns
+    )
+
+
+def _describe(error: OSError) -> str:
+    return error.strerror or str(error)
+
+
+def scan(
+    roots: Sequence[str],
+    *,
+    include_hidden: bool = False,
+    excludes: Sequence[str] = (),
+) -> ScanResult:
+    """List media files under `roots` (from `normalize_roots`).
+
+    Symbolic links are followed; a folder reached twice (a link back to an
+    ancestor, two links to one place) is walked once. `excludes` are globs
+    matched against each name and against the path relative to its root.
+    """
+    kinds = kind_by_extension()
+    result = ScanResult(roots=list(roots))
+    seen_files: set[str] = set()
+    visited_dirs: set[tuple[int, int]] = set()
+
+    def add_file(path: str, info: os.stat_result) -> None:
+        kind = kinds.get(os.path.splitext(path)[1].lower())
+        if kind is None or path in seen_files:
+            return
+        seen_files.add(path)
+        result.files.append(FoundFile(path, kind, info.st_size, info.st_mtime_ns))
+
+    for root in roots:
+        if os.path.isfile(root):
+            add_file(root, os.stat(root))
+            continue
+        stack = [(root, "")]
+        while stack:
+            folder, relative = stack.pop()
+            try:
+                info = os.stat(folder)
+                key = (info.st_dev, info.st_ino)
+                if key in visited_dirs:
+                    continue
+                visited_dirs.add(key)
+                with os.scandir(folder) as entries:
+                    listed = sorted(entries, key=lambda entry: entry.name)
+            except OSError as error:
+                result.unreadable.append((folder, _describe(error)))
+                continue
+            subfolders = []
+            for entry in listed:
+                if not include_hidden and entry.name.startswith("."):
+                    continue
+                entry_relative = f"{relative}/{entry.name}" if relative else entry.name
+                if excludes and _excluded(entry.name, entry_relative, excludes):
+                    continue
+                try:
+                    entry_info = entry.stat()  # follows links; a broken link raises
+                except OSError:
+                    continue
+                if stat.S_ISDIR(entry_info.st_mode):
+                    subfolders.append((entry.path, entry_relative))
+                elif stat.S_ISREG(entry_info.st_mode):
+                    add_file(entry.path, entry_info)
+            # Reversed so that the stack pops folders in name order.
+            stack.extend(reversed(subfolders))
+    return result
+
+
+def is_under(path: str, folder: str) -> bool:
+    return path == folder or path.startswith(folder.rstrip(os.sep) + os.sep)

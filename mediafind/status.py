@@ -1,0 +1,61 @@
+"""What an index holds, for `mediafind status`."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from mediafind.db import Store
+
+
+@dataclass(frozen=True)
+class ModelInfo:
+    modality: str
+    model: str
+    dim: int
+    active: bool
+    vectors: int
+
+
+@dataclass(frozen=True)
+class IndexStatus:
+    db_path: str
+    db_bytes: int
+    sqlite_driver: str
+    models: list[ModelInfo]
+    files: dict[str, int]
+    segments: int
+    failed: list[tuple[str, str]]
+    roots: list[tuple[str, float | None]]
+    last_indexed_at: float | None
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "db_path": self.db_path,
+            "db_bytes": self.db_bytes,
+            "sqlite_driver": self.sqlite_driver,
+            "models": [vars(model) for model in self.models],
+            "files": self.files,
+            "segments": self.segments,
+            "failed": [{"path": path, "error": error} for path, error in self.failed],
+            "roots": [{"path": path, "last_indexed_at": at} for path, at in self.roots],
+            "last_indexed_at": self.last_indexed_at,
+        }
+
+
+def index_status(store: Store) -> IndexStatus:
+    counts = store.counts_by_kind()
+    return IndexStatus(
+        db_path=str(store.path),
+        db_bytes=store.size_bytes(),
+        sqlite_driver=store.driver,
+        models=[
+            ModelInfo(s.modality, s.model, s.dim, s.active, store.vector_count(s))
+            for s in store.spaces()
+        ],
+        files={kind: counts.get(kind, 0) for kind in ("image", "video", "audio")},
+        segments=store.segment_total(),
+        failed=store.failed_files(),
+        roots=store.roots(),
+        last_indexed_at=store.last_indexed_at(),
+    )

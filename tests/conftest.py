@@ -1,0 +1,129 @@
+"""Shared fixtures: tiny local models, generated photos, an isolated environment.
+
+No test touches the network: the hub is forced offline and every model is built
+here with random weights and loaded through `local-dir:` like a user's model.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+import pytest
+from typer.testing import CliRunner
+
+sys.path.insert(0, str(Path(__file__).parent))
+
+from tiny_models import build_tiny_clip
+
+from mediafind.cli import app
+
+
+@pytest.fixture(scope="session")
+def tiny_clip(tmp_path_factory: pytest.TempPathFactory) -> str:
+    """`local-dir:` spec of a tiny open_clip model (32-d, 32 px input)."""
+    return "local-dir:" + str(build_tiny_clip(tmp_path_factory.mktemp("tiny-clip"), seed=0))
+
+
+@pytest.fixture(scope="session")
+def other_clip(tmp_path_factory: pytest.TempPathFactory) -> str:
+    """A second tiny model with different weights: vectors must never mix with the first."""
+    return "local-dir:" + str(build_tiny_clip(tmp_path_factory.mktemp("other-clip"), seed=1))
+
+
+@pytest.fixture(autouse=True)
+def isolated_env(monkeypatch: pytest.MonkeyPatch, tmp_path: Path, tiny_clip: str) -> Iterator[None]:
+    monkeypatch.setenv("MEDIAFIND_DB", str(tmp_path / "index.db"))
+    monkeypatch.setenv("MEDIAFIND_MODEL", tiny_clip)
+    monkeypatch.setenv("MEDIAFIND_DEVICE", "cpu")
+    monkeypatch.delenv("MEDIAFIND_SQLITE_DRIVER", raising=False)
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    monkeypatch.setenv("HF_HOME", str(tmp_path / "hf-home"))
+    monkeypatch.setenv("XDG_DATA_HOME", str(tmp_path / "xdg-data"))
+    monkeypatch.setenv("NO_COLOR", "1")
+    monkeypatch.setenv("COLUMNS", "200")
+    yield
+
+
+@pytest.fixture
+def db_path(tmp_path: Path) -> Path:
+    return tmp_path / "index.db"
+
+
+COLORS = {
+    "red": (220, 30, 30),
+    "green": (30, 200, 60),
+    "blue": (30, 60, 220),
+    "yellow": (240, 220, 40),
+    "white": (250, 250, 250),
+    "black": (5, 5, 5),
+    "purple": (140, 40, 180),
+    "orange": (250, 140, 20),
+}
+
+
+def draw_photo(
+    path: Path,
+    color: tuple[int, int, int] = (200, 50, 50),
+    size: tuple[int, int] = (160, 120),
+    *,
+    stripe: tuple[int, int, int] | None = None,
+    orientation: int | None = None,
+    quality: int = 90,
+) -> Path:
+    """A generated photo: a solid colour with an optional stripe across the top third."""
+    from PIL import Image
+
+    image = Image.new("RGB", size, color)
+    if stripe is not None:
+        image.paste(stripe, (0, 0, size[0], size[1] // 3))
+    path.parent.mkdir(parents=True, exist_ok=True)
+    kwargs: dict[str, object] = {}
+    if path.suffix.lower() in (".jpg", ".jpeg"):
+        kwargs["quality"] = quality
+    if orientation is not None:
+        exif = Image.Exif()
+        exif[0x0112] = orientation
+        kwargs["exif"] = exif
+    image.save(path, **kwargs)
+    return path
+
+
+@pytest.fixture
+def photo() -> Callable[..., Path]:
+    return draw_photo
+
+
+@pytest.fixture
+def library(tmp_path: Path) -> Path:
+    """A small photo library: eight distinct photos in nested folders."""
+    root = tmp_path / "Pictures"
+    names = list(COLORS)
+    for number, name in enumerate(names):
+        folder = root / ("2023" if number % 2 else "2024") / ("trip" if number % 3 == 0 else "")
+        stripe = COLORS[names[(number + 3) % len(names)]]
+        draw_photo(folder / f"{name}.jpg", COLORS[name], stripe=stripe)
+    return root
+
+
+class Cli:
+    """Runs `mediafind` in-process with separate stdout and stderr."""
+
+    def __init__(self) -> None:
+        self.runner = CliRunner()
+
+    def __call__(self, *args: str, input: str | None = None):  # type: ignore[no-untyped-def]
+        return self.runner.invoke(app, [str(a) for a in args], input=input, catch_exceptions=False)
+
+
+@pytest.fixture
+def cli() -> Cli:
+    return Cli()
+
+
+def subprocess_env(extra: dict[str, str] | None = None) -> dict[str, str]:
+    env = dict(os.environ)
+    env.update(extra or {})
+    return env

@@ -1,0 +1,184 @@
+"""Re-indexing touches only what changed: unchanged, changed, moved, copied, deleted."""
+
+from __future__ import annotations
+
+import os
+import shutil
+from pathlib import Path
+
+import pytest
+from conftest import COLORS, draw_photo
+
+import mediafind.index as index_module
+from mediafind.db import Store
+from mediafind.index import IndexSummary, index_paths
+from mediafind.models.clip import ClipEmbedder
+
+
+class Spy:
+    """Counts decodes and embedded images through the real functions."""
+
+    def __init__(self, monkeypatch: pytest.MonkeyPatch) -> None:
+        self.decoded: list[str] = []
+        self.embedded = 0
+        real_load = index_module.load_image
+        real_embed = ClipEmbedder.embed_preprocessed
+
+        def load(path: str, min_side: int):  # type: ignore[no-untyped-def]
+            self.decoded.append(path)
+            return real_load(path, min_side)
+
+        def embed(embedder: ClipEmbedder, tensors):  # type: ignore[no-untyped-def]
+            self.embedded += len(tensors)
+            return real_embed(embedder, tensors)
+
+        monkeypatch.setattr(index_module, "load_image", load)
+        monkeypatch.setattr(ClipEmbedder, "embed_preprocessed", embed)
+
+    def reset(self) -> None:
+        self.decoded.clear()
+        self.embedded = 0
+
+
+@pytest.fixture
+def spy(monkeypatch: pytest.MonkeyPatch) -> Spy:
+    return Spy(monkeypatch)
+
+
+def run(db_path: Path, root: Path, model: str) -> IndexSummary:
+    with Store.open(db_path, create=True) as store:
+        return index_paths(store, [root], ClipEmbedder(model, device="cpu"))
+
+
+def indexed_paths(db_path: Path) -> dict[str, int]:
+    with Store.open(db_path, create=False) as store:
+        rows = store.conn.execute("SELECT path, id FROM files WHERE status = 'ok'").fetchall()
+    return {row[0]: row[1] for row in rows}
+
+
+def vector_of(db_path: Path, path: Path) -> bytes:
+    with Store.open(db_path, create=False) as store:
+        space = store.active_space("visual")
+        assert space is not None
+        row = store.conn.execute(
+            f"SELECT v.embedding FROM {space.table} v JOIN segments s ON s.id = v.segment_id "
+            "JOIN files f ON f.id = s.file_id WHERE f.path = ?",
+            (str(path),),
+        ).fetchone()
+    return bytes(row[0])
+
+
+def test_first_run_indexes_every_photo(db_path: Path, library: Path, tiny_clip: str, spy: Spy):
+    summary = run(db_path, library, tiny_clip)
+    assert summary.new == len(COLORS)
+    assert (summary.changed, summary.moved, summary.removed, summary.failed) == (0, 0, 0, 0)
+    assert spy.embedded == len(COLORS)
+    assert len(indexed_paths(db_path)) == len(COLORS)
+
+
+def test_unchanged_files_are_not_decoded_again(
+    db_path: Path, library: Path, tiny_clip: str, spy: Spy
+):
+    run(db_path, library, tiny_clip)
+    spy.reset()
+    summary = run(db_path, library, tiny_clip)
+    assert summary.unchanged == len(COLORS)
+    assert summary.new == summary.changed == 0
+    assert spy.decoded == [] and spy.embedded == 0
+
+
+def test_changed_file_is_embedded_again(db_path: Path, library: Path, tiny_clip: str, spy: Spy):
+    run(db_path, library, tiny_clip)
+    target = next(library.rglob("red.jpg"))
+    before = vector_of(db_path, target)
+    draw_photo(target, COLORS["blue"], size=(200, 100), stripe=COLORS["white"])
+    spy.reset()
+    summary = run(db_path, library, tiny_clip)
+    assert summary.changed == 1 and summary.unchanged == len(COLORS) - 1
+    assert spy.decoded == [str(target)]
+    assert vector_of(db_path, target) != before
+
+
+def test_touched_file_keeps_its_vectors_without_decoding(
+    db_path: Path, library: Path, tiny_clip: str, spy: Spy
+):
+    run(db_path, library, tiny_clip)
+    target = next(library.rglob("green.jpg"))
+    stat = target.stat()
+    os.utime(target, ns=(stat.st_atime_ns, stat.st_mtime_ns + 5_000_000_000))
+    spy.reset()
+    summary = run(db_path, library, tiny_clip)
+    assert summary.unchanged == len(COLORS) and summary.changed == 0
+    assert spy.decoded == []
+    spy.reset()
+    assert run(db_path, library, tiny_clip).unchanged == len(COLORS)
+    assert spy.decoded == []  # the new mtime was recorded
+
+
+def test_moved_file_reuses_vectors_and_keeps_its_row(
+    db_path: Path, library: Path, tiny_clip: str, spy: Spy
+):
+    run(db_path, library, tiny_clip)
+    source = next(library.rglob("blue.jpg"))
+    old_id = indexed_paths(db_path)[str(source)]
+    vector = vector_of(db_path, source)
+    destination = library / "renamed" / "holiday.jpg"
+    destination.parent.mkdir()
+    source.rename(destination)
+    spy.reset()
+    summary = run(db_path, library, tiny_clip)
+    assert summary.moved == 1
+    assert summary.new == summary.removed == 0
+    assert spy.decoded == [] and spy.embedded == 0
+    paths = indexed_paths(db_path)
+    assert str(source) not in paths
+    assert paths[str(destination)] == old_id
+    assert vector_of(db_path, destination) == vector
+
+
+def test_copied_file_reuses_vectors(db_path: Path, library: Path, tiny_clip: str, spy: Spy):
+    run(db_path, library, tiny_clip)
+    source = next(library.rglob("yellow.jpg"))
+    copy = library / "copy of yellow.jpg"
+    shutil.copy2(source, copy)
+    spy.reset()
+    summary = run(db_path, library, tiny_clip)
+    assert summary.new == 1 and summary.reused == 1
+    assert spy.embedded == 0
+    paths = indexed_paths(db_path)
+    assert str(source) in paths and str(copy) in paths
+    assert vector_of(db_path, copy) == vector_of(db_path, source)
+
+
+def test_deleted_file_disappears(db_path: Path, library: Path, tiny_clip: str, cli):
+    run(db_path, library, tiny_clip)
+    gone = next(library.rglob("black.jpg"))
+    gone.unlink()
+    summary = run(db_path, library, tiny_clip)
+    assert summary.removed == 1
+    assert str(gone) not in indexed_paths(db_path)
+    result = cli("search", "anything", "--paths", "--limit", "100")
+    assert str(gone) not in result.stdout.splitlines()
+    assert len(result.stdout.splitlines()) == len(COLORS) - 1
+
+
+def test_removal_is_limited_to_the_roots_indexed(db_path: Path, tmp_path: Path, tiny_clip: str):
+    first = tmp_path / "first"
+    second = tmp_path / "second"
+    draw_photo(first / "a.jpg", COLORS["red"])
+    draw_photo(second / "b.jpg", COLORS["blue"])
+    run(db_path, first, tiny_clip)
+    run(db_path, second, tiny_clip)
+    summary = run(db_path, first, tiny_clip)
+    assert summary.removed == 0
+    assert set(indexed_paths(db_path)) == {str(first / "a.jpg"), str(second / "b.jpg")}
+
+
+def test_duplicates_within_one_run_are_all_indexed(db_path: Path, tmp_path: Path, tiny_clip: str):
+    root = tmp_path / "dupes"
+    original = draw_photo(root / "a.jpg", COLORS["green"])
+    for name in ("b.jpg", "c.jpg"):
+        shutil.copy(original, root / name)
+    summary = run(db_path, root, tiny_clip)
+    assert summary.new == 3
+    assert len(indexed_paths(db_path)) == 3
