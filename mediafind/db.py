@@ -100,6 +100,12 @@ def _load_sqlite_vec(conn: Any) -> None:
         conn.enable_load_extension(False)
 
 
+def _stdlib_loads_extensions() -> bool:
+    import sqlite3
+
+    return hasattr(sqlite3.Connection, "enable_load_extension")
+
+
 def _connect_driver(path: Path) -> tuple[Any, str]:
     """Open `path` with a SQLite module that can load sqlite-vec.
 
@@ -116,7 +122,7 @@ def _connect_driver(path: Path) -> tuple[Any, str]:
     if choice in ("auto", "sqlite3"):
         import sqlite3
 
-        if hasattr(sqlite3.Connection, "enable_load_extension"):
+        if _stdlib_loads_extensions():
             conn = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
             try:
                 _load_sqlite_vec(conn)

@@ -11,6 +11,10 @@ import sys
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
+# Before anything imports huggingface_hub, which reads this once: no test may
+# reach the network, and the hub library refuses every request when it is set.
+os.environ["HF_HUB_OFFLINE"] = "1"
+
 import pytest
 from typer.testing import CliRunner
 

@@ -6,10 +6,11 @@ commands which never embed anything start fast.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import os
 import threading
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -132,6 +133,24 @@ def resolve_torch_device(name: str) -> str:
     raise UsageError(f"--device {name!r}: expected auto, cpu, cuda or mps")
 
 
+@contextlib.contextmanager
+def _hub_cache_only() -> Iterator[bool]:
+    """Make huggingface_hub answer from its cache without any network request.
+
+    By default it asks the hub whether a cached file is stale every time a
+    model loads, so every `search` would reach the internet. Yields whether the
+    user had already forbidden the network (HF_HUB_OFFLINE).
+    """
+    from huggingface_hub import constants
+
+    saved = constants.HF_HUB_OFFLINE
+    constants.HF_HUB_OFFLINE = True
+    try:
+        yield bool(saved)
+    finally:
+        constants.HF_HUB_OFFLINE = saved
+
+
 def _one_line(error: BaseException) -> str:
     text = " ".join(str(error).split()) or error.__class__.__name__
     return text if len(text) <= 200 else text[:197] + "..."
@@ -166,6 +185,23 @@ class ClipEmbedder:
         import open_clip
 
         device = resolve_torch_device(self.device_name)
+        if self.spec.source == "local-dir":
+            loaded = self._build(open_clip, device)
+        else:
+            # Cached weights load with no network request at all; only a model
+            # that is not cached yet is downloaded (once).
+            try:
+                with _hub_cache_only() as offline_by_user:
+                    loaded = self._build(open_clip, device)
+            except ModelUnavailableError:
+                if offline_by_user:
+                    raise
+                loaded = self._build(open_clip, device)
+        model, preprocess, tokenizer = loaded
+        model.eval()
+        return model, preprocess, tokenizer, device
+
+    def _build(self, open_clip: Any, device: str) -> tuple[Any, Any, Any]:
         spec = self.spec
         try:
             if spec.source == "local-dir":
@@ -192,8 +228,7 @@ class ClipEmbedder:
             raise
         except Exception as error:
             raise ModelUnavailableError(self._unavailable_message(error)) from error
-        model.eval()
-        return model, preprocess, tokenizer, device
+        return model, preprocess, tokenizer
 
     def _check_pretrained_tag(self, open_clip: Any) -> None:
         spec = self.spec
