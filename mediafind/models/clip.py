@@ -72,7 +72,19 @@ def parse_spec(text: str) -> ModelSpec:
     return ModelSpec(text, "pretrained", name, pretrained)
 
 
+# open_clip's own preference when a folder holds several weight files.
+_PREFERRED_WEIGHTS = (
+    "open_clip_model.safetensors",
+    "open_clip_pytorch_model.safetensors",
+    "open_clip_pytorch_model.bin",
+    "open_clip_pytorch_model.pth",
+)
+
+
 def _local_weights(folder: Path) -> Path | None:
+    for name in _PREFERRED_WEIGHTS:
+        if (folder / name).is_file():
+            return folder / name
     candidates = sorted(p for p in folder.iterdir() if p.suffix in _WEIGHT_SUFFIXES)
     return candidates[0] if candidates else None
 
