@@ -7,6 +7,7 @@ This is the only module that prints for people or chooses exit codes:
 
 from __future__ import annotations
 
+import logging
 import signal
 from enum import Enum
 from pathlib import Path
@@ -33,6 +34,10 @@ class _Group(TyperGroup):
     def invoke(self, ctx: Any) -> Any:
         from mediafind.output import stderr_line, summary_line
 
+        # torch, open_clip and huggingface_hub log retries and warnings through
+        # `logging`; without a handler Python prints them all on stderr. The
+        # one line that matters reaches the user as an error below.
+        logging.getLogger().addHandler(logging.NullHandler())
         # `kill` stops indexing the way Ctrl-C does: after the current commit.
         previous = signal.signal(signal.SIGTERM, _raise_interrupt)
         try:

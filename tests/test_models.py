@@ -41,6 +41,24 @@ def test_offline_without_cache_is_one_clear_line(cli, tmp_path: Path):
     assert "--model local-dir:" in result.stderr
 
 
+def test_offline_error_is_one_line_in_a_real_process(tmp_path: Path):
+    # In-process runs hide what logging prints; a real process shows everything.
+    import os
+    import subprocess
+    import sys
+
+    draw_photo(tmp_path / "p" / "a.jpg")
+    result = subprocess.run(
+        [sys.executable, "-m", "mediafind", "index", str(tmp_path / "p")],
+        capture_output=True,
+        text=True,
+        env={**os.environ, "MEDIAFIND_MODEL": "ViT-B-32:laion2b_s34b_b79k"},
+    )
+    assert result.returncode == 2
+    assert result.stderr.startswith("mediafind: error: cannot load model ViT-B-32")
+    assert result.stderr.count("\n") == 1, result.stderr
+
+
 def test_offline_hub_model_is_an_error_not_random_weights(monkeypatch):
     embedder = ClipEmbedder("hf-hub:laion/CLIP-ViT-B-32-laion2B-s34B-b79K", device="cpu")
     with pytest.raises(ModelUnavailableError, match="local-dir"):

@@ -163,6 +163,27 @@ def _hub_cache_only() -> Iterator[bool]:
         constants.HF_HUB_OFFLINE = saved
 
 
+def _hub_unreachable_reason() -> str | None:
+    """Why the model hub cannot be reached right now, or None when it can.
+
+    huggingface_hub retries a failing download for about a minute per file;
+    an offline machine should hear "no network" at once instead.
+    """
+    import socket
+    from urllib.parse import urlsplit
+
+    from huggingface_hub import constants
+
+    parts = urlsplit(constants.ENDPOINT)
+    host = parts.hostname or "huggingface.co"
+    port = parts.port or (443 if parts.scheme == "https" else 80)
+    try:
+        with socket.create_connection((host, port), timeout=5):
+            return None
+    except OSError as error:
+        return f"cannot reach {host}: {error.strerror or error}"
+
+
 def _one_line(error: BaseException) -> str:
     text = " ".join(str(error).split()) or error.__class__.__name__
     return text if len(text) <= 200 else text[:197] + "..."
@@ -208,6 +229,11 @@ class ClipEmbedder:
             except ModelUnavailableError:
                 if offline_by_user:
                     raise
+                unreachable = _hub_unreachable_reason()
+                if unreachable is not None:
+                    raise ModelUnavailableError(
+                        self._unavailable_message(ConnectionError(unreachable))
+                    ) from None
                 loaded = self._build(open_clip, device)
         model, preprocess, tokenizer = loaded
         model.eval()
