@@ -284,7 +284,9 @@ class _Run:
         if not tasks:
             return
         window = 64
-        pool = ThreadPoolExecutor(max_workers=min(4, os.cpu_count() or 1))
+        # Decoding releases the GIL; on a GPU it is the bottleneck, so use the
+        # cores there are (measured in bench/README.md), up to 8.
+        pool = ThreadPoolExecutor(max_workers=max(2, min(8, os.cpu_count() or 1)))
         pending: deque[Future[_Prepared]] = deque()
         queue = iter(tasks)
         batch: list[_Prepared] = []
