@@ -450,12 +450,12 @@ class Store:
                 (file_id, space.id),
             )
 
-    def segment_count(self, file_id: int, modality: str) -> int:
-        row = self.conn.execute(
-            "SELECT count(*) FROM segments WHERE file_id = ? AND modality = ?",
+    def segment_spans(self, file_id: int, modality: str) -> list[tuple[float | None, float | None]]:
+        rows = self.conn.execute(
+            "SELECT start, end FROM segments WHERE file_id = ? AND modality = ? ORDER BY id",
             (file_id, modality),
-        ).fetchone()
-        return int(row[0])
+        )
+        return [(row[0], row[1]) for row in rows]
 
     def copy_file(self, source_id: int, facts: FileFacts) -> None:
         """Store `facts.path` with copies of another file's segments and vectors."""

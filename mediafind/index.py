@@ -18,9 +18,10 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from mediafind.db import FileFacts, FileRecord, NewSegment, Space, Store
-from mediafind.errors import IndexInterruptedError, MediaError, ModelMismatchError
+from mediafind.errors import IndexInterruptedError, MediaError, ModelMismatchError, UsageError
 from mediafind.hashing import content_hash
 from mediafind.media.image import load_image
+from mediafind.media.video import DEFAULT_MAX_GAP, sample_frames
 from mediafind.models.clip import ClipEmbedder
 from mediafind.scan import FoundFile, is_under, normalize_roots, scan
 
@@ -31,6 +32,8 @@ class IndexOptions:
     excludes: Sequence[str] = ()
     # Allow switching the index to another model by embedding everything again.
     reembed: bool = False
+    # Longest stretch of a video without a kept frame, in seconds.
+    max_gap: float = DEFAULT_MAX_GAP
 
 
 @dataclass
@@ -41,6 +44,8 @@ class IndexSummary:
     unchanged: int = 0
     removed: int = 0
     failed: int = 0
+    # Indexed, but only in part (a video damaged or cut short part-way).
+    partial: int = 0
     # New or changed files whose vectors were copied from identical content.
     reused: int = 0
     # Unchanged files embedded again for a new model.
@@ -69,12 +74,18 @@ class FileFailed:
 
 
 @dataclass(frozen=True)
+class FilePartial:
+    path: str
+    reason: str
+
+
+@dataclass(frozen=True)
 class FolderSkipped:
     path: str
     reason: str
 
 
-IndexEvent = ScanDone | FileDone | FileFailed | FolderSkipped
+IndexEvent = ScanDone | FileDone | FileFailed | FilePartial | FolderSkipped
 
 
 @dataclass
@@ -94,9 +105,14 @@ class _Prepared:
     error: str | None = None
     reuse: bool = False
     touched: bool = False
-    tensor: Any = None
+    # Model inputs, one per segment.
+    tensors: list[Any] = field(default_factory=list)
+    segments: list[NewSegment] = field(default_factory=list)
     width: int | None = None
     height: int | None = None
+    duration: float | None = None
+    # Why only part of the file was indexed.
+    partial: str | None = None
 
 
 @dataclass
@@ -138,7 +154,28 @@ def prepare_space(store: Store, embedder: ClipEmbedder, *, reembed: bool) -> Spa
     )
 
 
-def _prepare(task: _Task, reusable: _Reusable, embedder: ClipEmbedder) -> _Prepared:
+def _decode(prepared: _Prepared, embedder: ClipEmbedder, max_gap: float) -> None:
+    """Fill in model inputs and segments for a photo (one) or a video (its kept frames)."""
+    path = prepared.task.found.path
+    if prepared.task.found.kind == "video":
+        video = sample_frames(path, min_side=embedder.image_size, max_gap=max_gap)
+        starts = [frame.time for frame in video.frames]
+        ends = [*starts[1:], max(video.duration, starts[-1])]
+        prepared.tensors = [embedder.preprocess(frame.image) for frame in video.frames]
+        prepared.segments = [
+            NewSegment("visual", start, end) for start, end in zip(starts, ends, strict=True)
+        ]
+        prepared.width, prepared.height = video.width, video.height
+        prepared.duration = video.duration
+        prepared.partial = video.problem
+    else:
+        decoded = load_image(path, embedder.image_size)
+        prepared.tensors = [embedder.preprocess(decoded.image)]
+        prepared.segments = [NewSegment("visual", None, None)]
+        prepared.width, prepared.height = decoded.width, decoded.height
+
+
+def _prepare(task: _Task, reusable: _Reusable, embedder: ClipEmbedder, max_gap: float) -> _Prepared:
     """Hash and decode one file (runs in a worker thread: both release the GIL)."""
     prepared = _Prepared(task)
     try:
@@ -160,9 +197,7 @@ def _prepare(task: _Task, reusable: _Reusable, embedder: ClipEmbedder) -> _Prepa
             prepared.reuse = True
             return prepared
     try:
-        decoded = load_image(task.found.path, embedder.image_size)
-        prepared.tensor = embedder.preprocess(decoded.image)
-        prepared.width, prepared.height = decoded.width, decoded.height
+        _decode(prepared, embedder, max_gap)
     except MediaError as error:
         prepared.error = str(error)
     return prepared
@@ -177,7 +212,9 @@ class _Run:
         embedder: ClipEmbedder,
         space: Space,
         emit: Callable[[IndexEvent], None],
+        max_gap: float = DEFAULT_MAX_GAP,
     ) -> None:
+        self.max_gap = max_gap
         self.store = store
         self.embedder = embedder
         self.space = space
@@ -197,6 +234,7 @@ class _Run:
             error=error,
             width=prepared.width,
             height=prepared.height,
+            duration=prepared.duration,
         )
 
     def done(self, prepared: _Prepared, outcome: str) -> None:
@@ -257,27 +295,43 @@ class _Run:
             self.store.copy_file(source_id, facts)
             self.finish(prepared, "copied")
 
+    def embed(self, batch: list[_Prepared]) -> list[Any]:
+        """Vectors for every item's segments, in model-sized chunks."""
+        tensors = [tensor for item in batch for tensor in item.tensors]
+        size = self.embedder.batch_size
+        chunks = [
+            self.embedder.embed_preprocessed(tensors[at : at + size])
+            for at in range(0, len(tensors), size)
+        ]
+        vectors = [vector for chunk in chunks for vector in chunk]
+        per_item, at = [], 0
+        for item in batch:
+            per_item.append(vectors[at : at + len(item.tensors)])
+            at += len(item.tensors)
+        return per_item
+
     def write_batch(self, batch: list[_Prepared]) -> None:
         if not batch:
             return
-        vectors = self.embedder.embed_preprocessed([item.tensor for item in batch])
-        for prepared, vector in zip(batch, vectors, strict=True):
+        for prepared, vectors in zip(batch, self.embed(batch), strict=True):
             task = prepared.task
-            facts = self.facts(prepared, "ok")
+            facts = self.facts(prepared, "partial" if prepared.partial else "ok", prepared.partial)
             if (
                 task.reason == "reembed"
                 and task.record is not None
-                and self.store.segment_count(task.record.id, "visual") == 1
+                and self.store.segment_spans(task.record.id, "visual")
+                == [(s.start, s.end) for s in prepared.segments]
             ):
                 # Same file, new model: add vectors and keep the old model's,
                 # so that search stays complete until the switch is done.
-                self.store.add_vectors(task.record.id, facts.kind, [vector], self.space)
+                self.store.add_vectors(task.record.id, facts.kind, vectors, self.space)
             else:
-                file_id = self.store.write_file(
-                    facts, [NewSegment("visual", None, None)], [vector], self.space
-                )
-                assert prepared.content_hash is not None
-                self.reusable.by_hash.setdefault(prepared.content_hash, file_id)
+                file_id = self.store.write_file(facts, prepared.segments, vectors, self.space)
+                if prepared.content_hash is not None and not prepared.partial:
+                    self.reusable.by_hash.setdefault(prepared.content_hash, file_id)
+            if prepared.partial:
+                self.summary.partial += 1
+                self.emit(FilePartial(task.found.path, prepared.partial))
             self.finish(prepared, "embedded")
 
     def process(self, tasks: list[_Task]) -> None:
@@ -292,17 +346,21 @@ class _Run:
         batch: list[_Prepared] = []
         try:
             for task in queue:
-                pending.append(pool.submit(_prepare, task, self.reusable, self.embedder))
+                pending.append(
+                    pool.submit(_prepare, task, self.reusable, self.embedder, self.max_gap)
+                )
                 if len(pending) >= window:
                     break
             while pending:
                 prepared = pending.popleft().result()
                 next_task = next(queue, None)
                 if next_task is not None:
-                    pending.append(pool.submit(_prepare, next_task, self.reusable, self.embedder))
+                    pending.append(
+                        pool.submit(_prepare, next_task, self.reusable, self.embedder, self.max_gap)
+                    )
                 if not self.handle_without_model(prepared):
                     batch.append(prepared)
-                    if len(batch) >= self.embedder.batch_size:
+                    if sum(len(item.tensors) for item in batch) >= self.embedder.batch_size:
                         self.write_batch(batch)
                         batch = []
             self.write_batch(batch)
@@ -353,7 +411,9 @@ def index_paths(
     tasks, unchanged = _plan(found.files, known, store.file_ids_in_space(space))
     emit(ScanDone(len(found.files), len(tasks)))
 
-    run = _Run(store, embedder, space, emit)
+    if options.max_gap <= 0:
+        raise UsageError("--max-gap must be a positive number of seconds")
+    run = _Run(store, embedder, space, emit, options.max_gap)
     run.summary.unchanged = unchanged
     try:
         run.process(tasks)

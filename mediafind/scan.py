@@ -16,6 +16,10 @@ from mediafind.errors import UsageError
 
 IMAGE_EXTENSIONS = frozenset({".jpg", ".jpeg", ".png", ".webp", ".gif", ".bmp", ".tif", ".tiff"})
 HEIC_EXTENSIONS = frozenset({".heic", ".heif"})
+VIDEO_EXTENSIONS = frozenset(
+    {".mp4", ".m4v", ".mov", ".mkv", ".webm", ".avi", ".mts", ".m2ts", ".3gp", ".mpg", ".mpeg"}
+    | {".wmv"}
+)
 
 
 def heic_supported() -> bool:
@@ -25,6 +29,7 @@ def heic_supported() -> bool:
 
 def kind_by_extension() -> dict[str, str]:
     kinds = dict.fromkeys(IMAGE_EXTENSIONS, "image")
+    kinds.update(dict.fromkeys(VIDEO_EXTENSIONS, "video"))
     if heic_supported():
         kinds.update(dict.fromkeys(HEIC_EXTENSIONS, "image"))
     return kinds

@@ -1,0 +1,94 @@
+"""Videos made by the tests with PyAV, with known shots, codecs and quirks."""
+
+from __future__ import annotations
+
+import struct
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+
+@dataclass(frozen=True)
+class Shot:
+    seconds: float
+    color: tuple[int, int, int]
+    stripe: tuple[int, int, int] = (0, 0, 0)
+    # Pixels per second the picture drifts sideways: gentle camera motion.
+    pan: float = 0.0
+
+
+def shot_picture(shot: Shot, width: int, height: int, offset: int = 0) -> np.ndarray:
+    """A shot's picture: its colour with a stripe across the top third, and a
+    checkered band at the bottom so that panning visibly moves something."""
+    picture = np.empty((height, width, 3), dtype=np.uint8)
+    picture[:] = shot.color
+    picture[: height // 3] = shot.stripe
+    band = (np.arange(width) + offset) // max(4, width // 16) % 2
+    picture[height * 3 // 4 :, band == 1] = (np.array(shot.color) // 2).astype(np.uint8)
+    return picture
+
+
+def make_video(
+    path: Path,
+    shots: Sequence[Shot],
+    *,
+    fps: int = 24,
+    size: tuple[int, int] = (160, 96),
+    codec: str = "libx264",
+    gop_seconds: float = 1.0,
+    fixed_gop: bool = True,
+    start_seconds: float = 0.0,
+) -> Path:
+    """Encode `shots` back to back. With `fixed_gop`, keyframes fall every
+    `gop_seconds` whatever the picture does (no keyframe at cuts)."""
+    import av
+    from fractions import Fraction
+
+    width, height = size
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with av.open(str(path), "w") as container:
+        stream = container.add_stream(codec, rate=fps)
+        stream.width, stream.height = width, height
+        stream.pix_fmt = "yuv420p"
+        gop = max(1, round(gop_seconds * fps))
+        stream.codec_context.gop_size = gop
+        if codec == "libx264" and fixed_gop:
+            stream.options = {"x264-params": f"keyint={gop}:min-keyint={gop}:scenecut=0"}
+        elif codec == "libx265" and fixed_gop:
+            stream.options = {"x265-params": f"keyint={gop}:min-keyint={gop}:scenecut=0:log-level=none"}
+        stream.codec_context.time_base = Fraction(1, fps)
+        index = 0
+        offset = round(start_seconds * fps)
+        for shot in shots:
+            for frame_number in range(round(shot.seconds * fps)):
+                drift = round(shot.pan * frame_number / fps)
+                frame = av.VideoFrame.from_ndarray(
+                    shot_picture(shot, width, height, drift), format="rgb24"
+                )
+                frame.pts = index + offset
+                frame.time_base = Fraction(1, fps)
+                index += 1
+                for packet in stream.encode(frame):
+                    container.mux(packet)
+        for packet in stream.encode():
+            container.mux(packet)
+    return path
+
+
+def set_mp4_rotation(path: Path, degrees_clockwise: int) -> None:
+    """Write a display matrix into an MP4's track header, as phones do."""
+    data = bytearray(path.read_bytes())
+    at = data.find(b"tkhd")
+    version = data[at + 4]
+    times = 8 + 8 + 4 + 4 + 8 if version == 1 else 4 + 4 + 4 + 4 + 4
+    matrix_at = at + 4 + 4 + times + 8 + 2 + 2 + 2 + 2
+    one, minus = 0x10000, -0x10000
+    matrices = {
+        90: (0, one, 0, minus, 0, 0, 0, 0, 0x40000000),
+        180: (minus, 0, 0, 0, minus, 0, 0, 0, 0x40000000),
+        270: (0, minus, 0, one, 0, 0, 0, 0, 0x40000000),
+    }
+    data[matrix_at : matrix_at + 36] = struct.pack(">9i", *matrices[degrees_clockwise])
+    path.write_bytes(bytes(data))
