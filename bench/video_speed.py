@@ -24,7 +24,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).parent))
 
-from index_speed import make_model  # noqa: E402
+from index_speed import make_model
 
 SHOTS = 12
 SHOT_SECONDS = 10
@@ -133,11 +133,13 @@ def main() -> None:
         started = time.perf_counter()
         embedder.embed_images([frame.image for frame in sampled.frames])
         embed_times.append(time.perf_counter() - started)
-        with tempfile.TemporaryDirectory() as folder:
-            with Store.open(Path(folder) / "bench.db", create=True) as store:
-                started = time.perf_counter()
-                index_paths(store, [clip_dir], embedder)
-                totals.append(time.perf_counter() - started)
+        with (
+            tempfile.TemporaryDirectory() as folder,
+            Store.open(Path(folder) / "bench.db", create=True) as store,
+        ):
+            started = time.perf_counter()
+            index_paths(store, [clip_dir], embedder)
+            totals.append(time.perf_counter() - started)
 
     total = statistics.median(totals)
     print()
@@ -148,8 +150,10 @@ def main() -> None:
     print("| step | result |")
     print("| --- | ---: |")
     print(f"| frames kept (12 shots) | {len(sampled.frames)} |")
-    print(f"| keyframes / in-between frames decoded | {sampled.keyframes_decoded} / "
-          f"{sampled.probes_decoded} |")
+    print(
+        f"| keyframes / in-between frames decoded | {sampled.keyframes_decoded} / "
+        f"{sampled.probes_decoded} |"
+    )
     print(f"| sampling (decode + choose) | {statistics.median(sample_times):.2f} s |")
     print(f"| embedding the kept frames | {statistics.median(embed_times):.2f} s |")
     print(f"| whole file: open to rows committed | {total:.2f} s |")

@@ -143,15 +143,26 @@ def index(
             "--reembed", help="Switch the index to --model by embedding every file again."
         ),
     ] = False,
+    max_gap: Annotated[
+        float,
+        typer.Option(
+            "--max-gap",
+            metavar="SECONDS",
+            help="Longest stretch of a video without an embedded frame.",
+        ),
+    ] = 10.0,
 ) -> None:
-    """Index the photos under PATHS; only new and changed files are embedded."""
+    """Index the photos and videos under PATHS; only new and changed files are embedded."""
     from mediafind.db import Store
     from mediafind.index import IndexOptions, choose_model, index_paths
     from mediafind.models.clip import ClipEmbedder
     from mediafind.output import IndexReporter, stderr_line, summary_line
 
     options = IndexOptions(
-        include_hidden=include_hidden, excludes=tuple(exclude or ()), reembed=reembed
+        include_hidden=include_hidden,
+        excludes=tuple(exclude or ()),
+        reembed=reembed,
+        max_gap=max_gap,
     )
     with Store.open(config.resolve_db_path(db), create=True) as store:
         spec = choose_model(store, config.requested_model(model), config.DEFAULT_MODEL)
@@ -163,7 +174,19 @@ def index(
 
 @app.command()
 def search(
-    query: Annotated[str, typer.Argument(help="What to look for, in words.")],
+    query: Annotated[str | None, typer.Argument(help="What to look for, in words.")] = None,
+    like: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--like",
+            metavar="FILE[@TIME]",
+            help="Find what looks like this photo, video, or video frame (clip.mp4@1:23).",
+        ),
+    ] = None,
+    like_weight: Annotated[
+        float,
+        typer.Option("--like-weight", help="With QUERY and --like: the example's share, 0 to 1."),
+    ] = 0.5,
     limit: Annotated[int, typer.Option("--limit", "-n", min=1, help="Most results to show.")] = 20,
     kind: Annotated[
         list[Kind] | None,
@@ -178,11 +201,11 @@ def search(
     model: ModelOption = None,
     device: DeviceOption = None,
 ) -> None:
-    """Find the photos that best match QUERY, best first."""
+    """Find the photos and video moments that best match QUERY (or --like FILE), best first."""
     from mediafind.db import Store
     from mediafind.errors import UsageError
     from mediafind.output import print_results_json, print_results_paths, print_results_table
-    from mediafind.search import embedder_for_index
+    from mediafind.search import embedder_for_index, parse_example
     from mediafind.search import search as run_search
 
     if as_json and paths:
@@ -194,7 +217,13 @@ def search(
             store, config.requested_model(model), config.resolve_device(device)
         )
         results = run_search(
-            store, query, embedder, limit=limit, kinds=[k.value for k in kind or ()]
+            store,
+            query,
+            embedder,
+            like=[parse_example(item) for item in like or ()],
+            like_weight=like_weight,
+            limit=limit,
+            kinds=[k.value for k in kind or ()],
         )
     if as_json:
         print_results_json(results)

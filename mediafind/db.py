@@ -72,6 +72,7 @@ class SegmentHit:
     modality: str
     start: float | None
     end: float | None
+    embedding: bytes = b""
 
 
 @dataclass(frozen=True)
@@ -556,7 +557,7 @@ class Store:
         """The `k` segments nearest to `vector` in `space`, nearest first."""
         k = max(1, min(k, KNN_MAX_K))
         sql = (
-            f"WITH knn AS (SELECT segment_id, distance FROM {space.table} "
+            f"WITH knn AS (SELECT segment_id, distance, embedding FROM {space.table} "
             "WHERE embedding MATCH ? AND k = ?"
         )
         params: list[Any] = [_floats(vector), k]
@@ -565,7 +566,7 @@ class Store:
             params.extend(kinds)
         sql += (
             ") SELECT knn.segment_id, knn.distance, f.id, f.path, f.kind, s.modality, "
-            "s.start, s.end FROM knn JOIN segments s ON s.id = knn.segment_id "
+            "s.start, s.end, knn.embedding FROM knn JOIN segments s ON s.id = knn.segment_id "
             "JOIN files f ON f.id = s.file_id ORDER BY knn.distance"
         )
         return [SegmentHit(*row) for row in self.conn.execute(sql, params)]

@@ -7,6 +7,7 @@ Data goes to stdout; progress, warnings and summaries go to stderr, so that
 from __future__ import annotations
 
 import json
+import shlex
 import sys
 import time
 from collections.abc import Sequence
@@ -25,7 +26,15 @@ from rich.progress import (
 )
 from rich.table import Table
 
-from mediafind.index import FileDone, FileFailed, FolderSkipped, IndexEvent, IndexSummary, ScanDone
+from mediafind.index import (
+    FileDone,
+    FileFailed,
+    FilePartial,
+    FolderSkipped,
+    IndexEvent,
+    IndexSummary,
+    ScanDone,
+)
 from mediafind.search import SearchResult
 from mediafind.status import IndexStatus
 
@@ -104,6 +113,8 @@ class IndexReporter:
                 self.progress.start()
         elif isinstance(event, FileFailed):
             self.warn(f"{event.path}: {event.reason}")
+        elif isinstance(event, FilePartial):
+            self.warn(f"{event.path}: partly indexed: {event.reason}")
         elif isinstance(event, FolderSkipped):
             self.warn(f"{event.path}: cannot list folder ({event.reason}); kept what was indexed")
         elif isinstance(event, FileDone) and self.progress is not None:
@@ -120,6 +131,7 @@ def summary_line(summary: IndexSummary, *, interrupted: bool = False) -> str:
         f"{summary.moved} moved",
         f"{summary.removed} removed",
         f"{summary.failed} failed",
+        *([f"{summary.partial} partial"] if summary.partial else []),
         f"{summary.unchanged} unchanged",
     ]
     if summary.reused:
@@ -153,6 +165,12 @@ def print_results_table(results: Sequence[SearchResult], stream: IO[str] | None 
             cells.append(format_time(result.start))
         table.add_row(*cells, escape(result.path))
     console.print(table)
+    video = next((r for r in results if r.kind == "video" and r.start is not None), None)
+    if video is not None:
+        console.print(
+            escape(f"play the top moment: mpv --start={video.start:.1f} {shlex.quote(video.path)}"),
+            soft_wrap=True,
+        )
 
 
 def print_results_json(results: Sequence[SearchResult], stream: IO[str] | None = None) -> None:

@@ -21,11 +21,14 @@ class Shot:
 
 def shot_picture(shot: Shot, width: int, height: int, offset: int = 0) -> np.ndarray:
     """A shot's picture: its colour with a stripe across the top third, and a
-    checkered band at the bottom so that panning visibly moves something."""
+    band of irregular bars at the bottom so that panning visibly moves something
+    (irregular, so that no shift of the band looks like another)."""
     picture = np.empty((height, width, 3), dtype=np.uint8)
     picture[:] = shot.color
     picture[: height // 3] = shot.stripe
-    band = (np.arange(width) + offset) // max(4, width // 16) % 2
+    rng = np.random.default_rng(sum(shot.color))
+    bars = np.repeat(rng.integers(0, 2, size=1024), rng.integers(2, 9, size=1024))
+    band = bars[offset : offset + width] if offset + width <= len(bars) else bars[:width]
     picture[height * 3 // 4 :, band == 1] = (np.array(shot.color) // 2).astype(np.uint8)
     return picture
 
@@ -43,8 +46,9 @@ def make_video(
 ) -> Path:
     """Encode `shots` back to back. With `fixed_gop`, keyframes fall every
     `gop_seconds` whatever the picture does (no keyframe at cuts)."""
-    import av
     from fractions import Fraction
+
+    import av
 
     width, height = size
     path.parent.mkdir(parents=True, exist_ok=True)
@@ -57,7 +61,8 @@ def make_video(
         if codec == "libx264" and fixed_gop:
             stream.options = {"x264-params": f"keyint={gop}:min-keyint={gop}:scenecut=0"}
         elif codec == "libx265" and fixed_gop:
-            stream.options = {"x265-params": f"keyint={gop}:min-keyint={gop}:scenecut=0:log-level=none"}
+            params = f"keyint={gop}:min-keyint={gop}:scenecut=0:log-level=none"
+            stream.options = {"x265-params": params}
         stream.codec_context.time_base = Fraction(1, fps)
         index = 0
         offset = round(start_seconds * fps)
