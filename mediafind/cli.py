@@ -60,7 +60,7 @@ app = typer.Typer(
     no_args_is_help=True,
     add_completion=False,
     rich_markup_mode=None,
-    help="Search your photos by meaning. Everything stays on this machine.",
+    help="Search your photos and videos by meaning. Everything stays on this machine.",
     context_settings={"help_option_names": ["-h", "--help"]},
 )
 
@@ -117,7 +117,7 @@ def main_options(
         typer.Option("--version", callback=_version, is_eager=True, help="Show the version."),
     ] = False,
 ) -> None:
-    """Search your photos by meaning. Everything stays on this machine."""
+    """Search your photos and videos by meaning. Everything stays on this machine."""
 
 
 @app.command()

@@ -31,3 +31,65 @@ def build_tiny_clip(folder: Path, seed: int = 0) -> Path:
         json.dumps({"model_cfg": TINY_CLIP_CONFIG, "preprocess_cfg": {}}, indent=2)
     )
     return folder
+
+
+def build_tiny_clap(folder: Path, seed: int = 0) -> Path:
+    """Write a transformers CLAP folder (model, feature extractor, tokenizer) with
+    random weights and a byte-level BPE vocabulary trained here in milliseconds."""
+    import torch
+    from tokenizers import ByteLevelBPETokenizer
+    from transformers import (
+        ClapAudioConfig,
+        ClapConfig,
+        ClapFeatureExtractor,
+        ClapModel,
+        ClapProcessor,
+        ClapTextConfig,
+        RobertaTokenizerFast,
+    )
+
+    folder.mkdir(parents=True, exist_ok=True)
+    words = (
+        "dog barking applause piano music rain thunder speech birds singing car engine "
+        "siren laughter crowd guitar drums wind water footsteps door knock bell"
+    ).split()
+    trainer = ByteLevelBPETokenizer()
+    trainer.train_from_iterator(
+        [" ".join(words)] * 20,
+        vocab_size=300,
+        min_frequency=1,
+        special_tokens=["<s>", "<pad>", "</s>", "<unk>", "<mask>"],
+    )
+    vocab_dir = folder / "bpe"
+    vocab_dir.mkdir(exist_ok=True)
+    trainer.save_model(str(vocab_dir))
+    tokenizer = RobertaTokenizerFast(
+        vocab_file=str(vocab_dir / "vocab.json"),
+        merges_file=str(vocab_dir / "merges.txt"),
+        model_max_length=64,
+    )
+    text = ClapTextConfig(
+        vocab_size=tokenizer.vocab_size + 8,
+        hidden_size=32,
+        num_hidden_layers=1,
+        num_attention_heads=2,
+        intermediate_size=37,
+        max_position_embeddings=70,
+        projection_dim=16,
+    )
+    audio = ClapAudioConfig(
+        patch_embeds_hidden_size=8,
+        hidden_size=64,
+        depths=[1, 1, 1, 1],
+        num_attention_heads=[1, 1, 2, 2],
+        projection_dim=16,
+    )
+    torch.manual_seed(seed)
+    config = ClapConfig(
+        text_config=text.to_dict(), audio_config=audio.to_dict(), projection_dim=16
+    )
+    ClapModel(config).save_pretrained(str(folder))
+    ClapProcessor(feature_extractor=ClapFeatureExtractor(truncation="rand_trunc"), tokenizer=tokenizer).save_pretrained(
+        str(folder)
+    )
+    return folder
