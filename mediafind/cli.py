@@ -93,6 +93,19 @@ ModelOption = Annotated[
         show_default=False,
     ),
 ]
+AudioModelOption = Annotated[
+    str | None,
+    typer.Option(
+        "--audio-model",
+        metavar="SPEC",
+        help=(
+            "CLAP model for sound: a Hugging Face repo id or a local folder. "
+            f"Default: ${config.ENV_AUDIO_MODEL}, else the index's own, "
+            f"else {config.DEFAULT_AUDIO_MODEL}"
+        ),
+        show_default=False,
+    ),
+]
 DeviceOption = Annotated[
     str | None,
     typer.Option(
@@ -125,6 +138,10 @@ def index(
     paths: Annotated[list[Path], typer.Argument(help="Folders (or files) to index.")],
     db: DbOption = None,
     model: ModelOption = None,
+    audio_model: AudioModelOption = None,
+    no_audio: Annotated[
+        bool, typer.Option("--no-audio", help="Leave sound out: no recordings, silent videos.")
+    ] = False,
     device: DeviceOption = None,
     include_hidden: Annotated[
         bool, typer.Option("--include-hidden", help="Also index hidden files and folders.")
@@ -152,9 +169,10 @@ def index(
         ),
     ] = 10.0,
 ) -> None:
-    """Index the photos and videos under PATHS; only new and changed files are embedded."""
+    """Index the photos, videos and recordings under PATHS; only what changed is embedded."""
     from mediafind.db import Store
     from mediafind.index import IndexOptions, choose_model, index_paths
+    from mediafind.models.clap import ClapEmbedder
     from mediafind.models.clip import ClipEmbedder
     from mediafind.output import IndexReporter, stderr_line, summary_line
 
@@ -165,10 +183,22 @@ def index(
         max_gap=max_gap,
     )
     with Store.open(config.resolve_db_path(db), create=True) as store:
+        chosen_device = config.resolve_device(device)
         spec = choose_model(store, config.requested_model(model), config.DEFAULT_MODEL)
-        embedder = ClipEmbedder(spec, device=config.resolve_device(device))
+        embedder = ClipEmbedder(spec, device=chosen_device)
+        audio_embedder = None
+        if not no_audio:
+            audio_spec = choose_model(
+                store,
+                config.requested_audio_model(audio_model),
+                config.DEFAULT_AUDIO_MODEL,
+                modality="audio",
+            )
+            audio_embedder = ClapEmbedder(audio_spec, device=chosen_device)
         with IndexReporter() as reporter:
-            summary = index_paths(store, [str(p) for p in paths], embedder, options, reporter)
+            summary = index_paths(
+                store, [str(p) for p in paths], embedder, options, reporter, audio_embedder
+            )
     stderr_line(summary_line(summary))
 
 

@@ -61,6 +61,15 @@ class NewSegment:
 
 
 @dataclass(frozen=True)
+class Part:
+    """One space's share of a file: its segments and their vectors."""
+
+    space: Space
+    segments: Sequence[NewSegment]
+    vectors: Any
+
+
+@dataclass(frozen=True)
 class SegmentHit:
     """A nearest-neighbour match joined back to its file."""
 
@@ -332,16 +341,19 @@ class Store:
         ).fetchone()
         return int(row[0])
 
-    def file_ids_in_space(self, space: Space) -> set[int]:
-        rows = self.conn.execute("SELECT file_id FROM file_spaces WHERE space_id = ?", (space.id,))
-        return {row[0] for row in rows}
+    def spaces_by_file(self) -> dict[int, set[int]]:
+        """file id -> ids of the spaces holding its vectors."""
+        found: dict[int, set[int]] = {}
+        for file_id, space_id in self.conn.execute("SELECT file_id, space_id FROM file_spaces"):
+            found.setdefault(file_id, set()).add(space_id)
+        return found
 
-    def reusable_by_hash(self, space: Space) -> dict[str, int]:
-        """content hash -> id of a file whose vectors in `space` can be copied."""
+    def reusable_by_hash(self) -> dict[str, int]:
+        """content hash -> id of a fully indexed file whose vectors can be copied."""
         rows = self.conn.execute(
-            "SELECT f.content_hash, f.id FROM files f JOIN file_spaces fs ON fs.file_id = f.id "
-            "WHERE fs.space_id = ? AND f.status = 'ok' AND f.content_hash IS NOT NULL",
-            (space.id,),
+            "SELECT f.content_hash, f.id FROM files f WHERE f.status = 'ok' "
+            "AND f.content_hash IS NOT NULL "
+            "AND EXISTS (SELECT 1 FROM file_spaces fs WHERE fs.file_id = f.id)"
         )
         return {row[0]: row[1] for row in rows}
 
@@ -383,43 +395,72 @@ class Store:
         self.conn.execute("DELETE FROM file_spaces WHERE file_id = ?", (file_id,))
         return file_id
 
-    def _delete_segments(self, file_id: int) -> None:
+    def _delete_segments(self, file_id: int, modality: str | None = None) -> None:
+        """Delete a file's segments (of one modality, or all) and their vectors."""
+        where = "file_id = ?"
+        params: list[Any] = [file_id]
+        if modality is not None:
+            where, params = "file_id = ? AND modality = ?", [file_id, modality]
         segment_ids = [
-            (row[0],)
-            for row in self.conn.execute("SELECT id FROM segments WHERE file_id = ?", (file_id,))
+            (row[0],) for row in self.conn.execute(f"SELECT id FROM segments WHERE {where}", params)
         ]
         if segment_ids:
             # vec0 tables are virtual: no foreign key reaches them.
             for space in self.spaces():
-                self.conn.executemany(
-                    f"DELETE FROM {space.table} WHERE segment_id = ?", segment_ids
-                )
-            self.conn.execute("DELETE FROM segments WHERE file_id = ?", (file_id,))
+                if modality is None or space.modality == modality:
+                    self.conn.executemany(
+                        f"DELETE FROM {space.table} WHERE segment_id = ?", segment_ids
+                    )
+            self.conn.execute(f"DELETE FROM segments WHERE {where}", params)
+        if modality is not None:
+            self.conn.execute(
+                "DELETE FROM file_spaces WHERE file_id = ? AND space_id IN "
+                "(SELECT id FROM spaces WHERE modality = ?)",
+                (file_id, modality),
+            )
 
-    def write_file(
-        self,
-        facts: FileFacts,
-        segments: Sequence[NewSegment],
-        vectors: Any,
-        space: Space,
-    ) -> int:
-        """Store a file, its segments and their vectors in `space`, atomically."""
+    def _update_facts(self, file_id: int, facts: FileFacts) -> None:
+        self.conn.execute(
+            "UPDATE files SET path = ?, kind = ?, size = ?, mtime_ns = ?, content_hash = ?, "
+            "status = ?, error = ?, width = coalesce(?, width), height = coalesce(?, height), "
+            "duration = coalesce(?, duration), indexed_at = ? WHERE id = ?",
+            (*self._file_row_values(facts), file_id),
+        )
+
+    def _insert_part(
+        self, file_id: int, kind: str, segments: Sequence[NewSegment], vectors: Any, space: Space
+    ) -> None:
+        rows = []
+        for segment, vector in zip(segments, vectors, strict=True):
+            cursor = self.conn.execute(
+                "INSERT INTO segments (file_id, modality, start, end) VALUES (?, ?, ?, ?)",
+                (file_id, segment.modality, segment.start, segment.end),
+            )
+            rows.append((cursor.lastrowid, _floats(vector), kind))
+        self.conn.executemany(
+            f"INSERT INTO {space.table} (segment_id, embedding, kind) VALUES (?, ?, ?)", rows
+        )
+        # Recorded even with no segments (a silent recording, a video without
+        # sound): the file is done for this space.
+        self.conn.execute(
+            "INSERT OR IGNORE INTO file_spaces (file_id, space_id) VALUES (?, ?)",
+            (file_id, space.id),
+        )
+
+    def write_file(self, facts: FileFacts, parts: Sequence[Part]) -> int:
+        """Store a file with its segments and vectors, one part per space, atomically."""
         with self.transaction():
             file_id = self._upsert_file(facts)
-            rows = []
-            for segment, vector in zip(segments, vectors, strict=True):
-                cursor = self.conn.execute(
-                    "INSERT INTO segments (file_id, modality, start, end) VALUES (?, ?, ?, ?)",
-                    (file_id, segment.modality, segment.start, segment.end),
-                )
-                rows.append((cursor.lastrowid, _floats(vector), facts.kind))
-            self.conn.executemany(
-                f"INSERT INTO {space.table} (segment_id, embedding, kind) VALUES (?, ?, ?)", rows
-            )
-            self.conn.execute(
-                "INSERT INTO file_spaces (file_id, space_id) VALUES (?, ?)", (file_id, space.id)
-            )
+            for part in parts:
+                self._insert_part(file_id, facts.kind, part.segments, part.vectors, part.space)
         return file_id
+
+    def replace_part(self, file_id: int, facts: FileFacts, part: Part) -> None:
+        """Replace one modality's segments of a file (its other segments stay)."""
+        with self.transaction():
+            self._update_facts(file_id, facts)
+            self._delete_segments(file_id, part.space.modality)
+            self._insert_part(file_id, facts.kind, part.segments, part.vectors, part.space)
 
     def write_failed(self, facts: FileFacts) -> None:
         """Remember a file that could not be indexed, so it is not retried until it changes."""
@@ -584,6 +625,54 @@ class Store:
             (space.id, space.modality),
         ).fetchone()
         return int(row[0])
+
+    def sample_vectors(self, space: Space, limit: int) -> Any:
+        """Up to `limit` of the space's vectors, spread over the whole index."""
+        import numpy as np
+
+        total = self.vector_count(space)
+        if total == 0:
+            return np.zeros((0, space.dim), dtype=np.float32)
+        # Every n-th segment id of the space: deterministic, and spread evenly.
+        step = max(1, total // limit)
+        ids = [
+            (row[0],)
+            for row in self.conn.execute(
+                "SELECT s.id FROM segments s JOIN file_spaces fs ON fs.file_id = s.file_id "
+                "WHERE fs.space_id = ? AND s.modality = ? ORDER BY s.id",
+                (space.id, space.modality),
+            )
+        ][::step][:limit]
+        rows = [
+            self.conn.execute(
+                f"SELECT embedding FROM {space.table} WHERE segment_id = ?", segment
+            ).fetchone()
+            for segment in ids
+        ]
+        blobs = [row[0] for row in rows if row is not None]
+        if not blobs:
+            return np.zeros((0, space.dim), dtype=np.float32)
+        return np.frombuffer(b"".join(blobs), dtype=np.float32).reshape(len(blobs), space.dim)
+
+    def save_stats(self, space: Space, vectors: int, mean: Any, covariance: Any) -> None:
+        with self.transaction():
+            self.conn.execute(
+                "INSERT OR REPLACE INTO space_stats (space_id, vectors, mean, covariance, "
+                "computed_at) VALUES (?, ?, ?, ?, ?)",
+                (space.id, vectors, _floats(mean), _floats(covariance), time.time()),
+            )
+
+    def load_stats(self, space: Space) -> tuple[int, Any, Any] | None:
+        import numpy as np
+
+        row = self.conn.execute(
+            "SELECT vectors, mean, covariance FROM space_stats WHERE space_id = ?", (space.id,)
+        ).fetchone()
+        if row is None:
+            return None
+        mean = np.frombuffer(row[1], dtype=np.float32)
+        covariance = np.frombuffer(row[2], dtype=np.float32).reshape(space.dim, space.dim)
+        return int(row[0]), mean, covariance
 
     # Status ---------------------------------------------------------------
 

@@ -5,6 +5,11 @@ a changed or new file whose content is already indexed (a move, a copy, a
 touch) reuses the stored vectors; only new content is decoded and embedded.
 Each file is written in its own transaction, so an interrupted run loses at
 most the batch in flight and the next run picks up where it stopped.
+
+A file has a part per modality: photos and video frames are embedded by the
+visual model, recordings and videos' soundtracks by the audio model. Each
+model writes to its own space, and a file missing from a space (sound was
+switched on, a model was changed) gets just that part added.
 """
 
 from __future__ import annotations
@@ -15,15 +20,35 @@ from collections import deque
 from collections.abc import Callable, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Protocol
 
-from mediafind.db import FileFacts, FileRecord, NewSegment, Space, Store
+from mediafind.db import FileFacts, FileRecord, NewSegment, Part, Space, Store
 from mediafind.errors import IndexInterruptedError, MediaError, ModelMismatchError, UsageError
 from mediafind.hashing import content_hash
+from mediafind.media.audio import AudioReport, audio_windows
 from mediafind.media.image import load_image
 from mediafind.media.video import DEFAULT_MAX_GAP, sample_frames
+from mediafind.models.clap import ClapEmbedder
 from mediafind.models.clip import ClipEmbedder
 from mediafind.scan import FoundFile, is_under, normalize_roots, scan
+
+# Which models see which kinds of file.
+MODALITIES = {"image": ("visual",), "video": ("visual", "audio"), "audio": ("audio",)}
+# Vectors of sample used to describe a space's score distribution (search.py).
+STATS_SAMPLE = 20_000
+
+
+class Embedder(Protocol):
+    modality: str
+
+    @property
+    def key(self) -> str: ...
+
+    @property
+    def dim(self) -> int: ...
+
+    @property
+    def batch_size(self) -> int: ...
 
 
 @dataclass
@@ -48,9 +73,9 @@ class IndexSummary:
     partial: int = 0
     # New or changed files whose vectors were copied from identical content.
     reused: int = 0
-    # Unchanged files embedded again for a new model.
+    # Unchanged files given a part they lacked (a new model, sound switched on).
     reembedded: int = 0
-    # Files elsewhere in the index that still lack vectors from the new model.
+    # Files elsewhere in the index that still lack vectors from a new model.
     reembed_pending: int = 0
     elapsed: float = 0.0
 
@@ -64,7 +89,7 @@ class ScanDone:
 @dataclass(frozen=True)
 class FileDone:
     path: str
-    outcome: str  # new | changed | moved | copied | touched | reembedded | failed
+    outcome: str  # embedded | moved | copied | touched | failed
 
 
 @dataclass(frozen=True)
@@ -92,10 +117,19 @@ IndexEvent = ScanDone | FileDone | FileFailed | FilePartial | FolderSkipped
 class _Task:
     found: FoundFile
     record: FileRecord | None
-    # "new": unknown path; "changed": stat differs; "reembed": same file, new model.
+    # "new": unknown path; "changed": stat differs; "complete": same file,
+    # missing the parts in `modalities`.
     reason: str
-    # The file's current vectors are in this run's space.
-    in_space: bool = False
+    modalities: tuple[str, ...]
+    # Every part the file needs is already stored (a touched file keeps them).
+    complete: bool = False
+
+
+@dataclass
+class _Part:
+    modality: str
+    inputs: list[Any] = field(default_factory=list)  # model inputs, one per segment
+    segments: list[NewSegment] = field(default_factory=list)
 
 
 @dataclass
@@ -105,64 +139,79 @@ class _Prepared:
     error: str | None = None
     reuse: bool = False
     touched: bool = False
-    # Model inputs, one per segment.
-    tensors: list[Any] = field(default_factory=list)
-    segments: list[NewSegment] = field(default_factory=list)
+    parts: list[_Part] = field(default_factory=list)
     width: int | None = None
     height: int | None = None
     duration: float | None = None
     # Why only part of the file was indexed.
     partial: str | None = None
 
+    @property
+    def inputs(self) -> int:
+        return sum(len(part.inputs) for part in self.parts)
+
 
 @dataclass
-class _Reusable:
-    """Indexed content by hash, shared read-only with the decoding threads."""
+class _Models:
+    """The run's embedders and the spaces they write, by modality."""
 
-    by_hash: dict[str, int] = field(default_factory=dict)
+    embedders: dict[str, Any]
+    spaces: dict[str, Space]
+    max_gap: float
 
 
-def choose_model(store: Store | None, requested: str | None, default: str) -> str:
+def choose_model(
+    store: Store | None, requested: str | None, default: str, modality: str = "visual"
+) -> str:
     """The model to use: the one asked for, else the index's own, else the default."""
     if requested:
         return requested
     if store is not None:
-        active = store.active_space("visual")
+        active = store.active_space(modality)
         if active is not None:
             return active.model
     return default
 
 
-def prepare_space(store: Store, embedder: ClipEmbedder, *, reembed: bool) -> Space:
-    """The space this run writes to; refuses to mix two models' vectors."""
-    active = store.active_space("visual")
+def existing_space(store: Store, embedder: Any, *, reembed: bool) -> Space | None:
+    """The space holding `embedder`'s vectors, if any; refuses to mix two models.
+
+    Cheap: it loads no model, so a wrong --model fails before any work.
+    """
+    modality = embedder.modality
+    active = store.active_space(modality)
     key = embedder.key
     if active is not None and active.model_key == key:
         return active
+    flag = "--model" if modality == "visual" else "--audio-model"
     if active is not None and not reembed:
         raise ModelMismatchError(
-            f"the index {store.path} holds vectors from model {active.model}, not "
+            f"the index {store.path} holds {modality} vectors from model {active.model}, not "
             f"{embedder.spec.text}, and vectors of two models cannot be compared; to switch, "
-            f"re-embed every file with: mediafind index --model {embedder.spec.text} --reembed "
+            f"re-embed every file with: mediafind index {flag} {embedder.spec.text} --reembed "
             "FOLDER... (or keep both with another --db)"
         )
-    existing = store.find_space("visual", key)
-    if existing is not None:
-        return existing
+    return store.find_space(modality, key)
+
+
+def new_space(store: Store, embedder: Any) -> Space:
+    """A space for `embedder` (loads the model to learn its dimension); it is
+    searched at once unless another model's space is still active."""
+    active = store.active_space(embedder.modality) is not None
     return store.create_space(
-        "visual", embedder.spec.text, key, embedder.dim, active=active is None
+        embedder.modality, embedder.spec.text, embedder.key, embedder.dim, active=not active
     )
 
 
-def _decode(prepared: _Prepared, embedder: ClipEmbedder, max_gap: float) -> None:
-    """Fill in model inputs and segments for a photo (one) or a video (its kept frames)."""
+def _visual_part(prepared: _Prepared, embedder: ClipEmbedder, max_gap: float) -> _Part:
     path = prepared.task.found.path
+    part = _Part("visual")
     if prepared.task.found.kind == "video":
         video = sample_frames(path, min_side=embedder.image_size, max_gap=max_gap)
         starts = [frame.time for frame in video.frames]
         ends = [*starts[1:], max(video.duration, starts[-1])]
-        prepared.tensors = [embedder.preprocess(frame.image) for frame in video.frames]
-        prepared.segments = [
+        part.inputs = [embedder.preprocess(frame.image) for frame in video.frames]
+        part.segments = [
             NewSegment("visual", start, end) for start, end in zip(starts, ends, strict=True)
         ]
         prepared.width, prepared.height = video.width, video.height
@@ -170,12 +219,50 @@ def _decode(prepared: _Prepared, embedder: ClipEmbedder, max_gap: float) -> None
         prepared.partial = video.problem
     else:
         decoded = load_image(path, embedder.image_size)
-        prepared.tensors = [embedder.preprocess(decoded.image)]
-        prepared.segments = [NewSegment("visual", None, None)]
+        part.inputs = [embedder.preprocess(decoded.image)]
+        part.segments = [NewSegment("visual", None, None)]
         prepared.width, prepared.height = decoded.width, decoded.height
+    return part
 
 
-def _prepare(task: _Task, reusable: _Reusable, embedder: ClipEmbedder, max_gap: float) -> _Prepared:
+def _audio_part(prepared: _Prepared, embedder: ClapEmbedder) -> _Part:
+    part = _Part("audio")
+    report = AudioReport()
+    for window in audio_windows(
+        prepared.task.found.path,
+        rate=embedder.rate,
+        window_seconds=embedder.window_seconds,
+        report=report,
+    ):
+        part.inputs.append(embedder.features(window.samples))
+        part.segments.append(NewSegment("audio", window.start, window.end))
+    if prepared.task.found.kind == "audio":
+        prepared.duration = report.duration
+    if report.problem:
+        problem = f"sound: {report.problem}"
+        prepared.partial = f"{prepared.partial}; {problem}" if prepared.partial else problem
+    return part
+
+
+def _decode(prepared: _Prepared, models: _Models) -> None:
+    """Model inputs and segments for each modality the task asks for."""
+    for modality in prepared.task.modalities:
+        if modality == "visual":
+            prepared.parts.append(
+                _visual_part(prepared, models.embedders["visual"], models.max_gap)
+            )
+            continue
+        try:
+            prepared.parts.append(_audio_part(prepared, models.embedders["audio"]))
+        except MediaError as error:
+            if prepared.task.found.kind == "audio":
+                raise
+            # A video whose sound cannot be read is still a video.
+            prepared.partial = f"sound: {error}"
+            prepared.parts.append(_Part("audio"))
+
+
+def _prepare(task: _Task, reusable: dict[str, int], models: _Models) -> _Prepared:
     """Hash and decode one file (runs in a worker thread: both release the GIL)."""
     prepared = _Prepared(task)
     try:
@@ -184,20 +271,20 @@ def _prepare(task: _Task, reusable: _Reusable, embedder: ClipEmbedder, max_gap: 
         prepared.error = error.strerror or str(error)
         return prepared
     record = task.record
-    if task.reason != "reembed":
+    if task.reason != "complete":
         if (
             record is not None
             and record.status == "ok"
             and record.content_hash == prepared.content_hash
-            and task.in_space
+            and task.complete
         ):
             prepared.touched = True
             return prepared
-        if prepared.content_hash in reusable.by_hash:
+        if prepared.content_hash in reusable:
             prepared.reuse = True
             return prepared
     try:
-        _decode(prepared, embedder, max_gap)
+        _decode(prepared, models)
     except MediaError as error:
         prepared.error = str(error)
     return prepared
@@ -206,24 +293,21 @@ def _prepare(task: _Task, reusable: _Reusable, embedder: ClipEmbedder, max_gap: 
 class _Run:
     """One indexing run's state; `index_paths` is the public entry point."""
 
-    def __init__(
-        self,
-        store: Store,
-        embedder: ClipEmbedder,
-        space: Space,
-        emit: Callable[[IndexEvent], None],
-        max_gap: float = DEFAULT_MAX_GAP,
-    ) -> None:
-        self.max_gap = max_gap
+    def __init__(self, store: Store, models: _Models, emit: Callable[[IndexEvent], None]) -> None:
         self.store = store
-        self.embedder = embedder
-        self.space = space
+        self.models = models
         self.emit = emit
         self.summary = IndexSummary()
-        self.reusable = _Reusable(store.reusable_by_hash(space))
+        self.reusable = store.reusable_by_hash()
 
-    def facts(self, prepared: _Prepared, status: str, error: str | None = None) -> FileFacts:
+    def facts(self, prepared: _Prepared) -> FileFacts:
         found = prepared.task.found
+        if prepared.error is not None:
+            status, error = "failed", prepared.error
+        elif prepared.partial:
+            status, error = "partial", prepared.partial
+        else:
+            status, error = "ok", None
         return FileFacts(
             path=found.path,
             kind=found.kind,
@@ -237,18 +321,15 @@ class _Run:
             duration=prepared.duration,
         )
 
-    def done(self, prepared: _Prepared, outcome: str) -> None:
-        self.emit(FileDone(prepared.task.found.path, outcome))
-
-    def count(self, task: _Task, outcome: str) -> None:
-        summary = self.summary
+    def finish(self, prepared: _Prepared, outcome: str) -> None:
+        summary, task = self.summary, prepared.task
         if outcome == "failed":
             summary.failed += 1
         elif outcome == "moved":
             summary.moved += 1
         elif outcome == "touched":
             summary.unchanged += 1
-        elif task.reason == "reembed":
+        elif task.reason == "complete":
             summary.reembedded += 1
         elif task.reason == "new":
             summary.new += 1
@@ -256,16 +337,13 @@ class _Run:
             summary.changed += 1
         if outcome == "copied":
             summary.reused += 1
-
-    def finish(self, prepared: _Prepared, outcome: str) -> None:
-        self.count(prepared.task, outcome)
-        self.done(prepared, outcome)
+        self.emit(FileDone(task.found.path, outcome))
 
     def handle_without_model(self, prepared: _Prepared) -> bool:
         """Write what needs no embedding; False when the file must be embedded."""
         task = prepared.task
         if prepared.error is not None:
-            self.store.write_failed(self.facts(prepared, "failed", prepared.error))
+            self.store.write_failed(self.facts(prepared))
             self.emit(FileFailed(task.found.path, prepared.error))
             self.finish(prepared, "failed")
             return True
@@ -281,58 +359,75 @@ class _Run:
 
     def reuse(self, prepared: _Prepared) -> None:
         assert prepared.content_hash is not None
-        source_id = self.reusable.by_hash[prepared.content_hash]
+        source_id = self.reusable[prepared.content_hash]
         source_path = self.store.path_of(source_id)
-        facts = self.facts(prepared, "ok")
-        if (
-            source_path is not None
-            and source_path != facts.path
-            and not os.path.exists(source_path)
-        ):
+        facts = self.facts(prepared)
+        moved = source_path is not None and source_path != facts.path
+        if moved and not os.path.exists(str(source_path)):
             self.store.move_file(source_id, facts)
             self.finish(prepared, "moved")
         else:
             self.store.copy_file(source_id, facts)
             self.finish(prepared, "copied")
 
-    def embed(self, batch: list[_Prepared]) -> list[Any]:
-        """Vectors for every item's segments, in model-sized chunks."""
-        tensors = [tensor for item in batch for tensor in item.tensors]
-        size = self.embedder.batch_size
-        chunks = [
-            self.embedder.embed_preprocessed(tensors[at : at + size])
-            for at in range(0, len(tensors), size)
+    def embed(self, batch: list[_Prepared]) -> dict[int, dict[str, list[Any]]]:
+        """Vectors per item and modality, each modality embedded in model-sized chunks."""
+        vectors: dict[int, dict[str, list[Any]]] = {id(item): {} for item in batch}
+        for modality, embedder in self.models.embedders.items():
+            owners = [
+                (item, part) for item in batch for part in item.parts if part.modality == modality
+            ]
+            inputs = [value for _, part in owners for value in part.inputs]
+            if not inputs:
+                for item, part in owners:
+                    vectors[id(item)][part.modality] = []
+                continue
+            size = embedder.batch_size
+            embed = embedder.embed_preprocessed if modality == "visual" else embedder.embed_features
+            rows = [
+                row for at in range(0, len(inputs), size) for row in embed(inputs[at : at + size])
+            ]
+            at = 0
+            for item, part in owners:
+                vectors[id(item)][part.modality] = rows[at : at + len(part.inputs)]
+                at += len(part.inputs)
+        return vectors
+
+    def write(self, prepared: _Prepared, vectors: dict[str, list[Any]]) -> None:
+        task, spaces = prepared.task, self.models.spaces
+        facts = self.facts(prepared)
+        parts = [
+            Part(spaces[part.modality], part.segments, vectors[part.modality])
+            for part in prepared.parts
         ]
-        vectors = [vector for chunk in chunks for vector in chunk]
-        per_item, at = [], 0
-        for item in batch:
-            per_item.append(vectors[at : at + len(item.tensors)])
-            at += len(item.tensors)
-        return per_item
+        if task.reason == "complete" and task.record is not None:
+            for part in parts:
+                spans = [(s.start, s.end) for s in part.segments]
+                if spans and self.store.segment_spans(task.record.id, part.space.modality) == spans:
+                    # Same file, new model: add vectors beside the old model's,
+                    # so that search stays whole until the switch is done.
+                    self.store.add_vectors(task.record.id, facts.kind, part.vectors, part.space)
+                else:
+                    self.store.replace_part(task.record.id, facts, part)
+        else:
+            file_id = self.store.write_file(facts, parts)
+            if prepared.content_hash is not None and facts.status == "ok":
+                self.reusable.setdefault(prepared.content_hash, file_id)
+        if prepared.partial:
+            self.summary.partial += 1
+            self.emit(FilePartial(task.found.path, prepared.partial))
+        self.finish(prepared, "embedded")
 
     def write_batch(self, batch: list[_Prepared]) -> None:
-        if not batch:
-            return
-        for prepared, vectors in zip(batch, self.embed(batch), strict=True):
-            task = prepared.task
-            facts = self.facts(prepared, "partial" if prepared.partial else "ok", prepared.partial)
-            if (
-                task.reason == "reembed"
-                and task.record is not None
-                and self.store.segment_spans(task.record.id, "visual")
-                == [(s.start, s.end) for s in prepared.segments]
-            ):
-                # Same file, new model: add vectors and keep the old model's,
-                # so that search stays complete until the switch is done.
-                self.store.add_vectors(task.record.id, facts.kind, vectors, self.space)
-            else:
-                file_id = self.store.write_file(facts, prepared.segments, vectors, self.space)
-                if prepared.content_hash is not None and not prepared.partial:
-                    self.reusable.by_hash.setdefault(prepared.content_hash, file_id)
-            if prepared.partial:
-                self.summary.partial += 1
-                self.emit(FilePartial(task.found.path, prepared.partial))
-            self.finish(prepared, "embedded")
+        if batch:
+            vectors = self.embed(batch)
+            for prepared in batch:
+                self.write(prepared, vectors[id(prepared)])
+
+    def batch_full(self, batch: list[_Prepared]) -> bool:
+        # Sized by the visual model's batch: audio inputs are fewer and larger.
+        limit = min(embedder.batch_size for embedder in self.models.embedders.values())
+        return sum(item.inputs for item in batch) >= limit
 
     def process(self, tasks: list[_Task]) -> None:
         if not tasks:
@@ -346,21 +441,17 @@ class _Run:
         batch: list[_Prepared] = []
         try:
             for task in queue:
-                pending.append(
-                    pool.submit(_prepare, task, self.reusable, self.embedder, self.max_gap)
-                )
+                pending.append(pool.submit(_prepare, task, self.reusable, self.models))
                 if len(pending) >= window:
                     break
             while pending:
                 prepared = pending.popleft().result()
                 next_task = next(queue, None)
                 if next_task is not None:
-                    pending.append(
-                        pool.submit(_prepare, next_task, self.reusable, self.embedder, self.max_gap)
-                    )
+                    pending.append(pool.submit(_prepare, next_task, self.reusable, self.models))
                 if not self.handle_without_model(prepared):
                     batch.append(prepared)
-                    if sum(len(item.tensors) for item in batch) >= self.embedder.batch_size:
+                    if self.batch_full(batch):
                         self.write_batch(batch)
                         batch = []
             self.write_batch(batch)
@@ -369,21 +460,44 @@ class _Run:
 
 
 def _plan(
-    found: list[FoundFile], known: dict[str, FileRecord], in_space: set[int]
+    found: list[FoundFile],
+    known: dict[str, FileRecord],
+    present: dict[int, set[int]],
+    spaces: dict[str, Space],
 ) -> tuple[list[_Task], int]:
     tasks: list[_Task] = []
     unchanged = 0
     for item in found:
+        needed = tuple(m for m in MODALITIES[item.kind] if m in spaces)
         record = known.get(item.path)
         if record is None:
-            tasks.append(_Task(item, None, "new"))
-        elif record.size != item.size or record.mtime_ns != item.mtime_ns:
-            tasks.append(_Task(item, record, "changed", in_space=record.id in in_space))
-        elif record.status == "failed" or record.id in in_space:
+            if needed:
+                tasks.append(_Task(item, None, "new", needed))
+            continue
+        stored = present.get(record.id, set())
+        missing = tuple(m for m in needed if spaces[m].id not in stored)
+        if record.size != item.size or record.mtime_ns != item.mtime_ns:
+            if needed:
+                tasks.append(_Task(item, record, "changed", needed, complete=not missing))
+            else:
+                unchanged += 1
+        elif record.status == "failed" or not missing:
             unchanged += 1
         else:
-            tasks.append(_Task(item, record, "reembed"))
+            tasks.append(_Task(item, record, "complete", missing))
     return tasks, unchanged
+
+
+def _update_stats(store: Store, space: Space) -> None:
+    """Describe the space's vectors (mean, covariance) for calibrated search scores."""
+
+    sample = store.sample_vectors(space, STATS_SAMPLE)
+    if len(sample) == 0:
+        return
+    mean = sample.mean(axis=0)
+    centered = sample - mean
+    covariance = centered.T @ centered / max(1, len(sample) - 1)
+    store.save_stats(space, store.vector_count(space), mean, covariance)
 
 
 def index_paths(
@@ -392,28 +506,45 @@ def index_paths(
     embedder: ClipEmbedder,
     options: IndexOptions | None = None,
     on_event: Callable[[IndexEvent], None] | None = None,
+    audio_embedder: ClapEmbedder | None = None,
 ) -> IndexSummary:
     """Bring the index up to date with the media files under `paths`.
 
-    Files that cannot be read are recorded as failed, reported through
-    `on_event` and skipped; they are retried once they change. Raises
-    IndexInterruptedError (carrying the summary so far) on Ctrl-C.
+    Photos and videos' frames are embedded by `embedder`; recordings and
+    videos' sound by `audio_embedder` (none: sound is left out). Files that
+    cannot be read are recorded as failed, reported through `on_event` and
+    skipped; they are retried once they change. Raises IndexInterruptedError
+    (carrying the summary so far) on Ctrl-C.
     """
     options = options or IndexOptions()
+    if options.max_gap <= 0:
+        raise UsageError("--max-gap must be a positive number of seconds")
     emit = on_event or (lambda event: None)
     started = time.monotonic()
     roots = normalize_roots(paths)
-    space = prepare_space(store, embedder, reembed=options.reembed)
+    embedders: dict[str, Any] = {"visual": embedder}
+    if audio_embedder is not None:
+        embedders["audio"] = audio_embedder
+    spaces = {}
+    for modality, model in embedders.items():
+        space = existing_space(store, model, reembed=options.reembed)
+        if space is not None:
+            spaces[modality] = space
     found = scan(roots, include_hidden=options.include_hidden, excludes=options.excludes)
     for folder, reason in found.unreadable:
         emit(FolderSkipped(folder, reason))
+    # A model is loaded only when there is something for it: a photo folder
+    # never loads the audio model.
+    kinds = {item.kind for item in found.files}
+    for modality, model in embedders.items():
+        if modality not in spaces and any(modality in MODALITIES[kind] for kind in kinds):
+            spaces[modality] = new_space(store, model)
     known = store.files_under(roots)
-    tasks, unchanged = _plan(found.files, known, store.file_ids_in_space(space))
+    tasks, unchanged = _plan(found.files, known, store.spaces_by_file(), spaces)
     emit(ScanDone(len(found.files), len(tasks)))
 
-    if options.max_gap <= 0:
-        raise UsageError("--max-gap must be a positive number of seconds")
-    run = _Run(store, embedder, space, emit, options.max_gap)
+    used = {modality: embedders[modality] for modality in spaces}
+    run = _Run(store, _Models(used, spaces, options.max_gap), emit)
     run.summary.unchanged = unchanged
     try:
         run.process(tasks)
@@ -430,10 +561,14 @@ def index_paths(
         if path not in present and not any(is_under(path, f) for f, _ in found.unreadable)
     ]
     run.summary.removed = store.delete_files(missing)
-    if not space.active:
-        run.summary.reembed_pending = store.files_missing_from(space)
-        if run.summary.reembed_pending == 0:
-            store.activate_space(space)
+    for space in spaces.values():
+        if not space.active:
+            pending = store.files_missing_from(space)
+            run.summary.reembed_pending += pending
+            if pending == 0:
+                store.activate_space(space)
+        if tasks or run.summary.removed:
+            _update_stats(store, space)
     store.record_roots(roots, time.time())
     run.summary.elapsed = time.monotonic() - started
     return run.summary

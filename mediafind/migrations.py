@@ -92,4 +92,22 @@ def m001_initial(conn: Any) -> None:
     )
 
 
-MIGRATIONS: list[Migration] = [m001_initial]
+def m002_space_stats(conn: Any) -> None:
+    _execute_all(
+        conn,
+        """
+        -- The mean and covariance of a space's vectors, from a sample: with
+        -- them any query's score distribution over the whole space is known
+        -- without a scan, and scores of two spaces can be put on one scale.
+        CREATE TABLE space_stats (
+            space_id INTEGER PRIMARY KEY REFERENCES spaces (id) ON DELETE CASCADE,
+            vectors INTEGER NOT NULL,
+            mean BLOB NOT NULL,
+            covariance BLOB NOT NULL,
+            computed_at REAL NOT NULL
+        );
+        """,
+    )
+
+
+MIGRATIONS: list[Migration] = [m001_initial, m002_space_stats]

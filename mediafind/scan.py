@@ -20,6 +20,9 @@ VIDEO_EXTENSIONS = frozenset(
     {".mp4", ".m4v", ".mov", ".mkv", ".webm", ".avi", ".mts", ".m2ts", ".3gp", ".mpg", ".mpeg"}
     | {".wmv"}
 )
+AUDIO_EXTENSIONS = frozenset(
+    {".mp3", ".m4a", ".aac", ".flac", ".wav", ".ogg", ".oga", ".opus", ".wma", ".aiff", ".aif"}
+)
 
 
 def heic_supported() -> bool:
@@ -30,6 +33,7 @@ def heic_supported() -> bool:
 def kind_by_extension() -> dict[str, str]:
     kinds = dict.fromkeys(IMAGE_EXTENSIONS, "image")
     kinds.update(dict.fromkeys(VIDEO_EXTENSIONS, "video"))
+    kinds.update(dict.fromkeys(AUDIO_EXTENSIONS, "audio"))
     if heic_supported():
         kinds.update(dict.fromkeys(HEIC_EXTENSIONS, "image"))
     return kinds

@@ -20,7 +20,7 @@ from typer.testing import CliRunner
 
 sys.path.insert(0, str(Path(__file__).parent))
 
-from tiny_models import build_tiny_clip
+from tiny_models import build_tiny_clap, build_tiny_clip
 
 from mediafind.cli import app
 
@@ -37,10 +37,24 @@ def other_clip(tmp_path_factory: pytest.TempPathFactory) -> str:
     return "local-dir:" + str(build_tiny_clip(tmp_path_factory.mktemp("other-clip"), seed=1))
 
 
+@pytest.fixture(scope="session")
+def tiny_clap(tmp_path_factory: pytest.TempPathFactory) -> str:
+    """Folder of a tiny transformers CLAP model (16-d) with its own tokenizer."""
+    return str(build_tiny_clap(tmp_path_factory.mktemp("tiny-clap"), seed=0))
+
+
+@pytest.fixture(scope="session")
+def other_clap(tmp_path_factory: pytest.TempPathFactory) -> str:
+    return str(build_tiny_clap(tmp_path_factory.mktemp("other-clap"), seed=1))
+
+
 @pytest.fixture(autouse=True)
-def isolated_env(monkeypatch: pytest.MonkeyPatch, tmp_path: Path, tiny_clip: str) -> Iterator[None]:
+def isolated_env(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path, tiny_clip: str, tiny_clap: str
+) -> Iterator[None]:
     monkeypatch.setenv("MEDIAFIND_DB", str(tmp_path / "index.db"))
     monkeypatch.setenv("MEDIAFIND_MODEL", tiny_clip)
+    monkeypatch.setenv("MEDIAFIND_AUDIO_MODEL", tiny_clap)
     monkeypatch.setenv("MEDIAFIND_DEVICE", "cpu")
     monkeypatch.delenv("MEDIAFIND_SQLITE_DRIVER", raising=False)
     monkeypatch.setenv("HF_HUB_OFFLINE", "1")

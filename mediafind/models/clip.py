@@ -6,22 +6,22 @@ commands which never embed anything start fast.
 
 from __future__ import annotations
 
-import contextlib
 import hashlib
 import os
 import threading
-from collections.abc import Iterator, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from mediafind.errors import (
-    DeviceError,
-    MediafindError,
-    ModelUnavailableError,
-    UsageError,
-)
+from mediafind.errors import MediafindError, ModelUnavailableError, UsageError
 from mediafind.hashing import content_hash
+from mediafind.models.common import (
+    hub_cache_only,
+    hub_unreachable_reason,
+    one_line,
+    resolve_torch_device,
+)
 
 if TYPE_CHECKING:
     import numpy as np
@@ -120,75 +120,6 @@ def model_key(spec: ModelSpec) -> str:
     return f"open_clip:{spec.name}:{spec.pretrained}"
 
 
-def resolve_torch_device(name: str) -> str:
-    """Turn auto|cpu|cuda[:N]|mps into a torch device that exists here."""
-    import torch
-
-    if name == "auto":
-        if torch.cuda.is_available():
-            return "cuda"
-        if torch.backends.mps.is_available():
-            return "mps"
-        return "cpu"
-    if name == "cpu":
-        return "cpu"
-    if name == "cuda" or name.startswith("cuda:"):
-        if not torch.cuda.is_available():
-            raise DeviceError(
-                f"--device {name}: torch sees no CUDA GPU here; use --device cpu or auto"
-            )
-        return name
-    if name == "mps":
-        if not torch.backends.mps.is_available():
-            raise DeviceError("--device mps: Apple's Metal is not available here; use cpu or auto")
-        return name
-    raise UsageError(f"--device {name!r}: expected auto, cpu, cuda or mps")
-
-
-@contextlib.contextmanager
-def _hub_cache_only() -> Iterator[bool]:
-    """Make huggingface_hub answer from its cache without any network request.
-
-    By default it asks the hub whether a cached file is stale every time a
-    model loads, so every `search` would reach the internet. Yields whether the
-    user had already forbidden the network (HF_HUB_OFFLINE).
-    """
-    from huggingface_hub import constants
-
-    saved = constants.HF_HUB_OFFLINE
-    constants.HF_HUB_OFFLINE = True
-    try:
-        yield bool(saved)
-    finally:
-        constants.HF_HUB_OFFLINE = saved
-
-
-def _hub_unreachable_reason() -> str | None:
-    """Why the model hub cannot be reached right now, or None when it can.
-
-    huggingface_hub retries a failing download for about a minute per file;
-    an offline machine should hear "no network" at once instead.
-    """
-    import socket
-    from urllib.parse import urlsplit
-
-    from huggingface_hub import constants
-
-    parts = urlsplit(constants.ENDPOINT)
-    host = parts.hostname or "huggingface.co"
-    port = parts.port or (443 if parts.scheme == "https" else 80)
-    try:
-        with socket.create_connection((host, port), timeout=5):
-            return None
-    except OSError as error:
-        return f"cannot reach {host}: {error.strerror or error}"
-
-
-def _one_line(error: BaseException) -> str:
-    text = " ".join(str(error).split()) or error.__class__.__name__
-    return text if len(text) <= 200 else text[:197] + "..."
-
-
 class ClipEmbedder:
     """An open_clip model: image tower for photos and frames, text tower for queries.
 
@@ -224,12 +155,12 @@ class ClipEmbedder:
             # Cached weights load with no network request at all; only a model
             # that is not cached yet is downloaded (once).
             try:
-                with _hub_cache_only() as offline_by_user:
+                with hub_cache_only() as offline_by_user:
                     loaded = self._build(open_clip, device)
             except ModelUnavailableError:
                 if offline_by_user:
                     raise
-                unreachable = _hub_unreachable_reason()
+                unreachable = hub_unreachable_reason()
                 if unreachable is not None:
                     raise ModelUnavailableError(
                         self._unavailable_message(ConnectionError(unreachable))
@@ -285,10 +216,10 @@ class ClipEmbedder:
 
     def _unavailable_message(self, error: BaseException) -> str:
         if self.spec.source == "local-dir":
-            return f"cannot load model {self.spec.text}: {_one_line(error)}"
+            return f"cannot load model {self.spec.text}: {one_line(error)}"
         return (
             f"cannot load model {self.spec.text}: its weights are not in the cache and could "
-            f"not be downloaded ({_one_line(error)}). Connect to the internet once so they can "
+            f"not be downloaded ({one_line(error)}). Connect to the internet once so they can "
             "be downloaded, or copy a model folder (open_clip_config.json and weights) to this "
             "machine and use --model local-dir:/path/to/folder"
         )

@@ -1,0 +1,204 @@
+"""Sound, and text queries about sound, embedded with a CLAP model from transformers.
+
+transformers is imported only when a CLAP model is first used: indexing with
+--no-audio and searching an index without sound never import it.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import threading
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from mediafind.errors import MediafindError, ModelUnavailableError, UsageError
+from mediafind.hashing import content_hash
+from mediafind.models.common import (
+    hub_cache_only,
+    hub_unreachable_reason,
+    one_line,
+    resolve_torch_device,
+)
+
+if TYPE_CHECKING:
+    import numpy as np
+
+_WEIGHT_NAMES = ("model.safetensors", "pytorch_model.bin")
+
+
+@dataclass(frozen=True)
+class AudioModelSpec:
+    """A --audio-model value: a Hugging Face repo id, or a local folder."""
+
+    text: str
+    local: bool
+    name: str  # repo id or absolute folder path
+
+
+def parse_audio_spec(text: str) -> AudioModelSpec:
+    text = text.strip()
+    raw = text.removeprefix("local-dir:")
+    folder = os.path.abspath(os.path.expanduser(raw))
+    if raw != text or os.path.isdir(folder):
+        return AudioModelSpec(folder, True, folder)
+    if text.count("/") != 1 or text.startswith("/") or text.endswith("/"):
+        raise UsageError(
+            f"--audio-model {text!r}: expected a Hugging Face repo id (ORG/NAME) "
+            "or the path of a local model folder"
+        )
+    return AudioModelSpec(text, False, text)
+
+
+def _check_folder(spec: AudioModelSpec) -> Path:
+    folder = Path(spec.name)
+    hint = "it needs config.json, model.safetensors and the processor files"
+    if not folder.is_dir():
+        raise ModelUnavailableError(f"audio model folder {folder} does not exist; {hint}")
+    if not (folder / "config.json").is_file():
+        raise ModelUnavailableError(f"audio model folder {folder} has no config.json; {hint}")
+    if not any((folder / name).is_file() for name in _WEIGHT_NAMES):
+        raise ModelUnavailableError(f"audio model folder {folder} holds no weights; {hint}")
+    return folder
+
+
+def audio_model_key(spec: AudioModelSpec) -> str:
+    """Identity of the weights (a folder by its content, so it may move)."""
+    if not spec.local:
+        return f"clap:{spec.name}"
+    folder = _check_folder(spec)
+    digest = hashlib.blake2b(digest_size=16)
+    digest.update((folder / "config.json").read_bytes())
+    for name in _WEIGHT_NAMES:
+        if (folder / name).is_file():
+            digest.update(content_hash(folder / name).encode())
+    return f"clap:local:{digest.hexdigest()}"
+
+
+class ClapEmbedder:
+    """A CLAP model: audio tower for sound windows, text tower for queries.
+
+    Loads on first use; returns L2-normalised float32 rows.
+    """
+
+    modality = "audio"
+
+    def __init__(self, spec: str | AudioModelSpec, device: str = "auto") -> None:
+        self.spec = parse_audio_spec(spec) if isinstance(spec, str) else spec
+        self.device_name = device
+        self._lock = threading.Lock()
+        self._loaded: tuple[Any, Any, str] | None = None
+
+    @property
+    def key(self) -> str:
+        return audio_model_key(self.spec)
+
+    def _load(self) -> tuple[Any, Any, str]:
+        with self._lock:
+            if self._loaded is None:
+                self._loaded = self._create()
+            return self._loaded
+
+    def _create(self) -> tuple[Any, Any, str]:
+        device = resolve_torch_device(self.device_name)
+        if self.spec.local:
+            _check_folder(self.spec)
+            model, processor = self._build(local_only=True)
+        else:
+            # Cached weights load without a network request; only a model not
+            # cached yet is downloaded, once.
+            try:
+                with hub_cache_only() as offline_by_user:
+                    model, processor = self._build(local_only=True)
+            except ModelUnavailableError:
+                if offline_by_user:
+                    raise
+                unreachable = hub_unreachable_reason()
+                if unreachable is not None:
+                    raise ModelUnavailableError(
+                        self._unavailable_message(ConnectionError(unreachable))
+                    ) from None
+                model, processor = self._build(local_only=False)
+        model.to(device).eval()
+        return model, processor, device
+
+    def _build(self, *, local_only: bool) -> tuple[Any, Any]:
+        try:
+            from transformers import ClapModel, ClapProcessor
+            from transformers.utils import logging as transformers_logging
+
+            # Loading bars and notices would interleave with mediafind's output.
+            transformers_logging.set_verbosity_error()
+            transformers_logging.disable_progress_bar()
+            model = ClapModel.from_pretrained(self.spec.name, local_files_only=local_only)
+            processor = ClapProcessor.from_pretrained(self.spec.name, local_files_only=local_only)
+        except MediafindError:
+            raise
+        except Exception as error:
+            raise ModelUnavailableError(self._unavailable_message(error)) from error
+        return model, processor
+
+    def _unavailable_message(self, error: BaseException) -> str:
+        if self.spec.local:
+            return f"cannot load audio model {self.spec.text}: {one_line(error)}"
+        return (
+            f"cannot load audio model {self.spec.text}: it is not in the cache and could not be "
+            f"downloaded ({one_line(error)}). Connect to the internet once so it can be "
+            "downloaded, copy the model folder to this machine and pass its path with "
+            "--audio-model, or index without sound: --no-audio"
+        )
+
+    @property
+    def rate(self) -> int:
+        return int(self._load()[1].feature_extractor.sampling_rate)
+
+    @property
+    def window_seconds(self) -> float:
+        extractor = self._load()[1].feature_extractor
+        return float(extractor.nb_max_samples) / float(extractor.sampling_rate)
+
+    @property
+    def dim(self) -> int:
+        return int(self.embed_texts(["dimension probe"]).shape[1])
+
+    @property
+    def batch_size(self) -> int:
+        return 8 if self._load()[2] == "cpu" else 64
+
+    def features(self, samples: np.ndarray) -> dict[str, Any]:
+        """Model input for one window (mel spectrogram); safe in worker threads."""
+        extractor = self._load()[1].feature_extractor
+        return dict(extractor(samples, sampling_rate=self.rate, return_tensors="pt"))
+
+    def embed_features(self, inputs: Sequence[dict[str, Any]]) -> np.ndarray:
+        import torch
+
+        model, _, device = self._load()
+        batch = {key: torch.cat([item[key] for item in inputs]).to(device) for key in inputs[0]}
+        with torch.inference_mode():
+            output = model.get_audio_features(**batch)
+        return _unit_rows(output)
+
+    def embed_audio(self, windows: Sequence[np.ndarray]) -> np.ndarray:
+        return self.embed_features([self.features(window) for window in windows])
+
+    def embed_texts(self, texts: Sequence[str]) -> np.ndarray:
+        import torch
+
+        model, processor, device = self._load()
+        tokenizer = processor.tokenizer
+        tokens = tokenizer(list(texts), padding=True, truncation=True, return_tensors="pt")
+        with torch.inference_mode():
+            output = model.get_text_features(**{k: v.to(device) for k, v in tokens.items()})
+        return _unit_rows(output)
+
+
+def _unit_rows(output: Any) -> np.ndarray:
+    import torch
+
+    # transformers 5 returns an output object, 4 a tensor.
+    tensor = output.pooler_output if hasattr(output, "pooler_output") else output
+    tensor = torch.nn.functional.normalize(tensor.float(), dim=-1)
+    return tensor.cpu().numpy()
