@@ -49,13 +49,13 @@ def build_tiny_clap(folder: Path, seed: int = 0) -> Path:
     )
 
     folder.mkdir(parents=True, exist_ok=True)
-    words = (
+    sentence = (
         "dog barking applause piano music rain thunder speech birds singing car engine "
         "siren laughter crowd guitar drums wind water footsteps door knock bell"
-    ).split()
+    )
     trainer = ByteLevelBPETokenizer()
     trainer.train_from_iterator(
-        [" ".join(words)] * 20,
+        [sentence] * 20,
         vocab_size=300,
         min_frequency=1,
         special_tokens=["<s>", "<pad>", "</s>", "<unk>", "<mask>"],
@@ -85,11 +85,10 @@ def build_tiny_clap(folder: Path, seed: int = 0) -> Path:
         projection_dim=16,
     )
     torch.manual_seed(seed)
-    config = ClapConfig(
-        text_config=text.to_dict(), audio_config=audio.to_dict(), projection_dim=16
-    )
+    config = ClapConfig(text_config=text.to_dict(), audio_config=audio.to_dict(), projection_dim=16)
     ClapModel(config).save_pretrained(str(folder))
-    ClapProcessor(feature_extractor=ClapFeatureExtractor(truncation="rand_trunc"), tokenizer=tokenizer).save_pretrained(
-        str(folder)
-    )
+    # Windows are never longer than the model's 10 s, so truncation never
+    # applies; "rand_trunc" is what unfused CLAP checkpoints ship with.
+    extractor = ClapFeatureExtractor(truncation="rand_trunc")
+    ClapProcessor(feature_extractor=extractor, tokenizer=tokenizer).save_pretrained(str(folder))
     return folder
