@@ -71,6 +71,11 @@ class Kind(str, Enum):
     audio = "audio"
 
 
+class Modality(str, Enum):
+    visual = "visual"
+    audio = "audio"
+
+
 DbOption = Annotated[
     Path | None,
     typer.Option(
@@ -227,15 +232,20 @@ def search(
     null: Annotated[
         bool, typer.Option("--null", "-0", help="With --paths: separate paths with NUL.")
     ] = False,
+    modality: Annotated[
+        list[Modality] | None,
+        typer.Option("--modality", "-m", help="Only match by what is seen or heard (repeatable)."),
+    ] = None,
     db: DbOption = None,
     model: ModelOption = None,
+    audio_model: AudioModelOption = None,
     device: DeviceOption = None,
 ) -> None:
-    """Find the photos and video moments that best match QUERY (or --like FILE), best first."""
+    """Find the photos, video moments and sounds that best match QUERY (or --like FILE)."""
     from mediafind.db import Store
     from mediafind.errors import UsageError
     from mediafind.output import print_results_json, print_results_paths, print_results_table
-    from mediafind.search import embedder_for_index, parse_example
+    from mediafind.search import parse_example, searchers_for_index
     from mediafind.search import search as run_search
 
     if as_json and paths:
@@ -243,17 +253,21 @@ def search(
     if null and not paths:
         raise UsageError("-0/--null goes with --paths")
     with Store.open(config.resolve_db_path(db), create=False) as store:
-        embedder = embedder_for_index(
-            store, config.requested_model(model), config.resolve_device(device)
+        searchers = searchers_for_index(
+            store,
+            config.requested_model(model),
+            config.requested_audio_model(audio_model),
+            config.resolve_device(device),
         )
         results = run_search(
             store,
             query,
-            embedder,
+            searchers,
             like=[parse_example(item) for item in like or ()],
             like_weight=like_weight,
             limit=limit,
             kinds=[k.value for k in kind or ()],
+            modalities=[m.value for m in modality or ()],
         )
     if as_json:
         print_results_json(results)

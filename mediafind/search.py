@@ -1,20 +1,49 @@
-"""Text query -> vector -> nearest segments -> one ranked result per file."""
+"""Query -> a vector per space -> nearest segments -> calibrated, one result per file.
+
+A text query is embedded by every model in the index: CLIP's text tower for
+photos and frames, CLAP's for sound. Their cosine similarities live on
+different scales (CLIP's text-image scores cluster around 0.2, CLAP's spread
+wider), so each is calibrated before they meet in one list:
+
+    score = (cosine - mean) / standard deviation
+
+where the mean and standard deviation are those of this query's cosines over
+all the segments of that space. Both follow from the space's mean vector m and
+covariance C (stored after each index run): mean = q.m, variance = q.C.q.
+A score is thus "how many standard deviations above the typical segment",
+comparable across modalities and across queries. A video moment whose frames
+and sound both match scores by Stouffer's rule, (z_visual + z_audio) / sqrt(2),
+when that beats either alone.
+"""
 
 from __future__ import annotations
 
+import math
 import os
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field
 from typing import TYPE_CHECKING, Any
 
-from mediafind.db import KNN_MAX_K, SegmentHit, Store
+from mediafind.db import KNN_MAX_K, SegmentHit, Space, Store
 from mediafind.errors import IndexEmptyError, MediaError, ModelMismatchError, UsageError
+from mediafind.models.clap import ClapEmbedder
 from mediafind.models.clip import ClipEmbedder
 
 if TYPE_CHECKING:
     import numpy as np
 
 KINDS = ("image", "video", "audio")
+MODALITIES = ("visual", "audio")
+# Moments further down than this many per file are noise for a person.
+MAX_MOMENTS = 5
+# Two adjacent segments whose vectors agree this well show the same shot.
+# Frames that differ only by a small camera move or compression agree above
+# 0.99; different shots in the tests' videos agree at most 0.96, and clearly
+# less with real weights. To revisit with measurements on real weights.
+SAME_SHOT_COSINE = 0.97
+# Below this many vectors a space's spread is not known well enough to
+# calibrate; its scores stay raw cosines until the index grows.
+MIN_STATS_VECTORS = 2
 
 
 @dataclass(frozen=True)
@@ -27,8 +56,7 @@ class Moment:
 
 @dataclass(frozen=True)
 class SearchResult:
-    """One file, scored by its best moment. `score` is a cosine similarity:
-    higher is better, 1.0 is identical direction."""
+    """One file, scored by its best moment (calibrated: see the module docstring)."""
 
     path: str
     kind: str
@@ -51,32 +79,50 @@ class SearchResult:
         }
 
 
-def embedder_for_index(store: Store, requested: str | None, device: str) -> ClipEmbedder:
-    """The text model matching the index's vectors (or the one asked for, if it matches)."""
-    space = store.active_space("visual")
-    if space is None:
-        raise IndexEmptyError(
-            f"the index {store.path} is empty; add media with: mediafind index FOLDER"
-        )
-    return ClipEmbedder(requested or space.model, device=device)
-
-
-# Moments further down than this many per file are noise for a person.
-MAX_MOMENTS = 5
-# Two adjacent segments whose vectors agree this well show the same shot.
-# Frames that differ only by a small camera move or compression agree above
-# 0.99; frames of different shots of the tiny test model agree at most 0.96,
-# and clearly less with real weights. To revisit with measurements on real
-# weights.
-SAME_SHOT_COSINE = 0.97
-
-
 @dataclass(frozen=True)
 class Example:
-    """A query by example: a photo, a whole video, or a video at a time."""
+    """A query by example: a photo, a recording, a whole video, or a moment of one."""
 
     path: str
     time: float | None = None
+
+
+@dataclass
+class Searchers:
+    """The models that embed queries for an index's spaces (None: no such space)."""
+
+    visual: ClipEmbedder | None
+    audio: ClapEmbedder | None
+
+
+def _empty(store: Store) -> IndexEmptyError:
+    return IndexEmptyError(
+        f"the index {store.path} is empty; add media with: mediafind index FOLDER"
+    )
+
+
+def searchers_for_index(
+    store: Store, requested: str | None, requested_audio: str | None, device: str
+) -> Searchers:
+    """Query models matching the index's spaces; nothing is loaded until used."""
+    visual = store.active_space("visual")
+    audio = store.active_space("audio")
+    if (visual is None or not store.has_vectors(visual)) and (
+        audio is None or not store.has_vectors(audio)
+    ):
+        raise _empty(store)
+    return Searchers(
+        visual=ClipEmbedder(requested or visual.model, device=device) if visual else None,
+        audio=ClapEmbedder(requested_audio or audio.model, device=device) if audio else None,
+    )
+
+
+def embedder_for_index(store: Store, requested: str | None, device: str) -> ClipEmbedder:
+    """The visual query model (for library users who only have photos and videos)."""
+    visual = searchers_for_index(store, requested, None, device).visual
+    if visual is None:
+        raise _empty(store)
+    return visual
 
 
 def parse_time(text: str) -> float:
@@ -97,25 +143,37 @@ def parse_time(text: str) -> float:
 
 
 def parse_example(text: str) -> Example:
-    """FILE or VIDEO@TIME; a file whose own name holds '@' is taken as it is."""
+    """FILE or FILE@TIME; a file whose own name holds '@' is taken as it is."""
     path = os.path.abspath(os.path.expanduser(text))
     if os.path.isfile(path):
         return Example(path)
     head, at, tail = text.rpartition("@")
     if at and head:
-        video = os.path.abspath(os.path.expanduser(head))
-        if os.path.isfile(video):
+        media = os.path.abspath(os.path.expanduser(head))
+        if os.path.isfile(media):
             try:
-                return Example(video, parse_time(tail))
+                return Example(media, parse_time(tail))
             except UsageError as error:
                 raise UsageError(f"--like {text}: {error}") from None
     raise UsageError(f"--like {text}: no such file")
 
 
-def embed_example(example: Example, embedder: ClipEmbedder) -> np.ndarray:
-    """The example's vector in the visual space (unit length)."""
+def example_modality(example: Example) -> str:
+    from mediafind.scan import AUDIO_EXTENSIONS
+
+    extension = os.path.splitext(example.path)[1].lower()
+    return "audio" if extension in AUDIO_EXTENSIONS else "visual"
+
+
+def _unit(vectors: np.ndarray) -> np.ndarray:
     import numpy as np
 
+    mean = vectors.mean(axis=0)
+    return np.asarray(mean / max(float(np.linalg.norm(mean)), 1e-12), dtype=np.float32)
+
+
+def embed_visual_example(example: Example, embedder: ClipEmbedder) -> np.ndarray:
+    """A photo, a video frame, or a whole video (mean of its kept frames)."""
     from mediafind.media.image import load_image
     from mediafind.media.video import frame_at, sample_frames
     from mediafind.scan import VIDEO_EXTENSIONS
@@ -128,95 +186,217 @@ def embed_example(example: Example, embedder: ClipEmbedder) -> np.ndarray:
             else:
                 images = [f.image for f in sample_frames(example.path, min_side=size).frames]
         elif example.time is not None:
-            raise UsageError(f"--like {example.path}@...: a time goes with a video")
+            raise UsageError(f"--like {example.path}@...: a time goes with a video or a recording")
         else:
             images = [load_image(example.path, size).image]
     except MediaError as error:
         raise UsageError(f"--like {example.path}: {error}") from error
-    vectors = embedder.embed_images(images)
-    mean = vectors.mean(axis=0)
-    return np.asarray(mean / np.linalg.norm(mean), dtype=np.float32)
+    return _unit(embedder.embed_images(images))
+
+
+def embed_audio_example(example: Example, embedder: ClapEmbedder) -> np.ndarray:
+    """A recording (mean of its sounding windows), or its window starting at a time."""
+    from mediafind.media.audio import audio_windows
+
+    try:
+        windows = list(
+            audio_windows(example.path, rate=embedder.rate, window_seconds=embedder.window_seconds)
+        )
+    except MediaError as error:
+        raise UsageError(f"--like {example.path}: {error}") from error
+    if example.time is not None:
+        windows = [w for w in windows if w.start <= example.time < w.end][:1]
+    if not windows:
+        raise UsageError(f"--like {example.path}: no sound there to compare with (silence?)")
+    return _unit(embedder.embed_audio([w.samples for w in windows]))
 
 
 def _same_shot(a: SegmentHit, b: SegmentHit) -> bool:
-    """Adjacent segments whose frames look alike are one shot seen twice
-    (a static shot cut by --max-gap, a slow pan), not two moments."""
+    """Adjacent segments whose vectors agree are one shot seen twice (a static
+    shot cut by --max-gap, a slow pan), not two moments."""
     import numpy as np
 
-    if a.end is None or b.start is None or abs(a.end - b.start) > 1e-6:
+    if a.modality != b.modality or a.end is None or b.start is None:
+        return False
+    if abs(a.end - b.start) > 1e-6:
         return False
     first = np.frombuffer(a.embedding, dtype=np.float32)
     second = np.frombuffer(b.embedding, dtype=np.float32)
     return float(np.dot(first, second)) >= SAME_SHOT_COSINE
 
 
-def _moments(hits: Sequence[SegmentHit]) -> list[Moment]:
-    """The file's matching segments as distinct moments, best first."""
-    ordered = sorted(hits, key=lambda hit: hit.start or 0.0)
-    runs: list[list[SegmentHit]] = []
-    for hit in ordered:
-        if runs and _same_shot(runs[-1][-1], hit):
-            runs[-1].append(hit)
+@dataclass(frozen=True)
+class _Scored:
+    hit: SegmentHit
+    score: float
+
+
+def _moments(scored: Sequence[_Scored]) -> list[Moment]:
+    """A file's matching segments as distinct moments, best first."""
+    ordered = sorted(scored, key=lambda s: (s.hit.modality, s.hit.start or 0.0))
+    runs: list[list[_Scored]] = []
+    for item in ordered:
+        if runs and _same_shot(runs[-1][-1].hit, item.hit):
+            runs[-1].append(item)
         else:
-            runs.append([hit])
+            runs.append([item])
     moments = [
         Moment(
-            start=run[0].start,
-            end=run[-1].end,
-            score=max(1.0 - hit.distance for hit in run),
-            modality=run[0].modality,
+            start=run[0].hit.start,
+            end=run[-1].hit.end,
+            score=max(s.score for s in run),
+            modality=run[0].hit.modality,
         )
         for run in runs
     ]
     moments.sort(key=lambda moment: moment.score, reverse=True)
-    return moments[:MAX_MOMENTS]
+    return moments
 
 
-def _group(hits: Sequence[SegmentHit], exclude: set[str]) -> list[SearchResult]:
-    by_file: dict[int, list[SegmentHit]] = {}
-    for hit in hits:  # nearest first, so files come in the order of their best
-        if hit.path not in exclude:
-            by_file.setdefault(hit.file_id, []).append(hit)
-    results = []
-    for file_hits in by_file.values():
-        best = file_hits[0]
-        if best.kind == "image":
-            moments: list[Moment] = []
-            start, end = best.start, best.end
+def _fused(moments: Sequence[Moment]) -> float:
+    """The best score of a moment heard and seen at once (Stouffer's rule)."""
+    best = -math.inf
+    for seen in (m for m in moments if m.modality == "visual" and m.score > 0):
+        for heard in (m for m in moments if m.modality == "audio" and m.score > 0):
+            if None in (seen.start, seen.end, heard.start, heard.end):
+                continue
+            if seen.start < heard.end and heard.start < seen.end:  # type: ignore[operator]
+                best = max(best, (seen.score + heard.score) / math.sqrt(2))
+    return best
+
+
+def _result(scored: Sequence[_Scored]) -> SearchResult:
+    first = scored[0].hit
+    moments = _moments(scored)
+    best = moments[0]
+    score = max(best.score, _fused(moments))
+    if first.kind == "image":
+        return SearchResult(first.path, "image", score, None, None, best.modality, [])
+    return SearchResult(
+        first.path,
+        first.kind,
+        score,
+        best.start,
+        best.end,
+        best.modality,
+        moments[:MAX_MOMENTS],
+    )
+
+
+class _Calibration:
+    """Turns one space's cosines for one query into calibrated scores."""
+
+    def __init__(self, store: Store, space: Space, query: np.ndarray) -> None:
+        import numpy as np
+
+        stats = store.load_stats(space)
+        if stats is None:
+            sample = store.sample_vectors(space, 20_000)
+            mean = sample.mean(axis=0) if len(sample) else np.zeros(space.dim, np.float32)
+            centered = sample - mean
+            covariance = centered.T @ centered / max(1, len(sample) - 1)
+            count = len(sample)
         else:
-            moments = _moments(file_hits)
-            start, end = moments[0].start, moments[0].end
-        results.append(
-            SearchResult(
-                path=best.path,
-                kind=best.kind,
-                score=1.0 - best.distance,
-                start=start,
-                end=end,
-                modality=best.modality,
-                moments=moments,
+            count, mean, covariance = stats
+        if count < MIN_STATS_VECTORS:
+            self.center, self.spread = 0.0, 1.0
+        else:
+            # In float64: the variance is small beside the covariance's entries.
+            q = np.asarray(query, dtype=np.float64)
+            self.center = float(q @ np.asarray(mean, dtype=np.float64))
+            variance = float(q @ np.asarray(covariance, dtype=np.float64) @ q)
+            self.spread = max(math.sqrt(max(variance, 0.0)), 1e-6)
+
+    def __call__(self, cosine: float) -> float:
+        return (cosine - self.center) / self.spread
+
+
+def _nearest_files(
+    store: Store,
+    space: Space,
+    vector: np.ndarray,
+    limit: int,
+    kinds: Sequence[str] | None,
+    exclude: set[str],
+) -> list[SegmentHit]:
+    """Nearest segments, widening until `limit` distinct files (not excluded) are in."""
+    k = max(16, limit * 4)
+    while True:
+        hits = [h for h in store.nearest(space, vector, k, kinds) if h.path not in exclude]
+        files = {hit.file_id for hit in hits}
+        if len(files) >= limit or len(hits) < k - len(exclude) or k >= KNN_MAX_K:
+            return hits
+        k = min(k * 4, KNN_MAX_K)
+
+
+def _query_vectors(
+    query: str | None,
+    like: Sequence[Example],
+    like_weight: float,
+    searchers: Searchers,
+    modalities: Sequence[str],
+) -> dict[str, np.ndarray]:
+    """A query vector for each modality that has something to search with."""
+    import numpy as np
+
+    vectors: dict[str, np.ndarray] = {}
+    for modality in modalities:
+        embedder = searchers.visual if modality == "visual" else searchers.audio
+        if embedder is None:
+            continue
+        examples = [e for e in like if example_modality(e) == modality]
+        parts: list[tuple[float, np.ndarray]] = []
+        if examples:
+            embed = embed_visual_example if modality == "visual" else embed_audio_example
+            vectors_of = [embed(e, embedder) for e in examples]  # type: ignore[arg-type]
+            parts.append((like_weight if query is not None else 1.0, _unit(np.stack(vectors_of))))
+        if query is not None:
+            parts.append((1.0 - like_weight if examples else 1.0, embedder.embed_texts([query])[0]))
+        if parts:
+            combined = sum(weight * part for weight, part in parts)
+            vectors[modality] = np.asarray(
+                combined / max(float(np.linalg.norm(combined)), 1e-12), dtype=np.float32
             )
-        )
-    return results
+    return vectors
+
+
+def _check(store: Store, searchers: Searchers) -> dict[str, Space]:
+    spaces: dict[str, Space] = {}
+    for modality, embedder in (("visual", searchers.visual), ("audio", searchers.audio)):
+        space = store.active_space(modality)
+        if embedder is None or space is None or not store.has_vectors(space):
+            continue
+        if embedder.key != space.model_key:
+            flag = "--model" if modality == "visual" else "--audio-model"
+            raise ModelMismatchError(
+                f"the index {store.path} was built with {modality} model {space.model}, not "
+                f"{embedder.spec.text}; search without {flag}, or re-embed with: "
+                f"mediafind index {flag} {embedder.spec.text} --reembed FOLDER..."
+            )
+        spaces[modality] = space
+    if not spaces:
+        raise _empty(store)
+    return spaces
 
 
 def search(
     store: Store,
     query: str | None,
-    embedder: ClipEmbedder,
+    searchers: Searchers | ClipEmbedder,
     *,
     like: Sequence[Example] = (),
     like_weight: float = 0.5,
     limit: int = 20,
     kinds: Sequence[str] | None = None,
+    modalities: Sequence[str] | None = None,
 ) -> list[SearchResult]:
     """The `limit` files that best match `query` and/or the `like` examples, best first.
 
     With both, the text and the examples' mean are averaged, the examples
     weighing `like_weight`. Example files are left out of the results.
     """
-    import numpy as np
-
+    if isinstance(searchers, ClipEmbedder):
+        searchers = Searchers(visual=searchers, audio=None)
     if query is not None and not query.strip():
         raise UsageError('the query is empty; try: mediafind search "a dog on a beach"')
     if query is None and not like:
@@ -228,32 +408,23 @@ def search(
     for kind in kinds or ():
         if kind not in KINDS:
             raise UsageError(f"--type {kind!r}: expected one of {', '.join(KINDS)}")
-    space = store.active_space("visual")
-    if space is None or not store.has_vectors(space):
-        raise IndexEmptyError(
-            f"the index {store.path} is empty; add media with: mediafind index FOLDER"
+    for modality in modalities or ():
+        if modality not in MODALITIES:
+            raise UsageError(f"--modality {modality!r}: expected visual or audio")
+    spaces = _check(store, searchers)
+    wanted = [m for m in (modalities or MODALITIES) if m in spaces]
+    vectors = _query_vectors(query, like, like_weight, searchers, wanted)
+    if not vectors:
+        raise UsageError(
+            "nothing in the index to compare with: the examples' kind of media "
+            "(or --modality) matches no model in this index"
         )
-    if embedder.key != space.model_key:
-        raise ModelMismatchError(
-            f"the index {store.path} was built with model {space.model}, not "
-            f"{embedder.spec.text}; search without --model, or re-embed with: "
-            f"mediafind index --model {embedder.spec.text} --reembed FOLDER..."
-        )
-    parts = []
-    if like:
-        examples = np.stack([embed_example(example, embedder) for example in like])
-        parts.append((like_weight if query is not None else 1.0, examples.mean(axis=0)))
-    if query is not None:
-        parts.append((1.0 - like_weight if like else 1.0, embedder.embed_texts([query])[0]))
-    vector = sum(weight * part for weight, part in parts)
-    vector = vector / max(float(np.linalg.norm(vector)), 1e-12)
     exclude = {example.path for example in like}
-    # A file can own many segments (video frames), so ask for more neighbours
-    # than results and widen until `limit` distinct files are found.
-    k = max(16, limit * 4)
-    while True:
-        hits = store.nearest(space, vector, k, kinds)
-        results = _group(hits, exclude)
-        if len(results) >= limit or len(hits) < k or k >= KNN_MAX_K:
-            return results[:limit]
-        k = min(k * 4, KNN_MAX_K)
+    by_file: dict[int, list[_Scored]] = {}
+    for modality, vector in vectors.items():
+        calibrate = _Calibration(store, spaces[modality], vector)
+        for hit in _nearest_files(store, spaces[modality], vector, limit, kinds, exclude):
+            by_file.setdefault(hit.file_id, []).append(_Scored(hit, calibrate(1.0 - hit.distance)))
+    results = [_result(sorted(s, key=lambda x: -x.score)) for s in by_file.values()]
+    results.sort(key=lambda result: result.score, reverse=True)
+    return results[:limit]

@@ -97,3 +97,63 @@ def set_mp4_rotation(path: Path, degrees_clockwise: int) -> None:
     }
     data[matrix_at : matrix_at + 36] = struct.pack(">9i", *matrices[degrees_clockwise])
     path.write_bytes(bytes(data))
+
+
+def sound(kind: str, seconds: float, rate: int, frequency: float = 440.0) -> np.ndarray:
+    """Mono float32 samples: a 'tone', 'noise', 'chirp' or 'silence'."""
+    count = round(seconds * rate)
+    t = np.arange(count) / rate
+    if kind == "tone":
+        return (0.5 * np.sin(2 * np.pi * frequency * t)).astype(np.float32)
+    if kind == "chirp":
+        return (0.5 * np.sin(2 * np.pi * (200 + 400 * t / max(seconds, 1e-9)) * t)).astype(
+            np.float32
+        )
+    if kind == "noise":
+        rng = np.random.default_rng(round(frequency))
+        return (0.3 * rng.standard_normal(count)).astype(np.float32)
+    return np.zeros(count, dtype=np.float32)
+
+
+def pieces_samples(
+    pieces: Sequence[tuple[str, float] | tuple[str, float, float]], rate: int
+) -> np.ndarray:
+    """The samples of (kind, seconds[, frequency]) pieces back to back."""
+    return np.concatenate([sound(p[0], p[1], rate, *p[2:]) for p in pieces])  # type: ignore[arg-type]
+
+
+def make_audio(
+    path: Path,
+    pieces: Sequence[tuple[str, float] | tuple[str, float, float]],
+    *,
+    rate: int = 22050,
+    codec: str = "pcm_s16le",
+    layout: str = "stereo",
+) -> Path:
+    """Encode `pieces` (kind, seconds[, frequency]) back to back with PyAV."""
+    return write_audio(path, pieces_samples(pieces, rate), rate=rate, codec=codec, layout=layout)
+
+
+def write_audio(
+    path: Path, samples: np.ndarray, *, rate: int, codec: str = "pcm_s16le", layout: str = "mono"
+) -> Path:
+    import av
+
+    channels = 2 if layout == "stereo" else 1
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with av.open(str(path), "w") as container:
+        stream = container.add_stream(codec, rate=rate)
+        stream.layout = layout
+        frame_size = stream.codec_context.frame_size or 1024
+        planar = np.ascontiguousarray(np.tile(samples, (channels, 1)))
+        pts = 0
+        for at in range(0, len(samples), frame_size):
+            chunk = np.ascontiguousarray(planar[:, at : at + frame_size])
+            frame = av.AudioFrame.from_ndarray(chunk, format="fltp", layout=layout)
+            frame.sample_rate, frame.pts = rate, pts
+            pts += chunk.shape[1]
+            for packet in stream.encode(frame):
+                container.mux(packet)
+        for packet in stream.encode():
+            container.mux(packet)
+    return path

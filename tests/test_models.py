@@ -115,7 +115,7 @@ def test_second_model_is_refused_without_reembed(cli, library: Path, other_clip:
     assert "--reembed" in result.stderr and "cannot be compared" in result.stderr
     searched = cli("search", "x", "--model", other_clip)
     assert searched.exit_code == 2
-    assert "was built with model" in searched.stderr
+    assert "was built with visual model" in searched.stderr
 
 
 def test_index_keeps_its_model_when_none_is_asked(cli, library: Path, other_clip, monkeypatch):

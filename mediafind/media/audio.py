@@ -153,7 +153,8 @@ def audio_windows(
                 raise MediaError(f"no sound could be decoded ({report.problem})")
             return
         covered_to = next_start - hop + window if report.windows else 0
-        if total > covered_to:
+        # A sliver past the last window (codec padding) is not worth a window.
+        if total - covered_to > (rate if report.windows else 0):
             # The sound after the last full window: one more window that ends
             # where the sound ends (the whole clip when it is shorter).
             last_start = max(0, total - window)

@@ -7,7 +7,10 @@ commands which never embed anything start fast.
 from __future__ import annotations
 
 import hashlib
+import importlib.util
+import json
 import os
+import sys
 import threading
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -101,6 +104,50 @@ def _check_local_dir(spec: ModelSpec) -> Path:
     return folder
 
 
+def _text_tower_uses_transformers(spec: ModelSpec) -> bool:
+    """Whether the model's config names a Hugging Face text tower, read from its
+    JSON without importing open_clip (hub models: assumed, to be safe)."""
+    if spec.source == "hf-hub":
+        return True
+    if spec.source == "local-dir":
+        path = Path(spec.name) / "open_clip_config.json"
+    else:
+        found = importlib.util.find_spec("open_clip")
+        if found is None or not found.submodule_search_locations:
+            return True
+        path = Path(next(iter(found.submodule_search_locations)))
+        path = path / "model_configs" / f"{spec.name}.json"
+    try:
+        config = json.loads(path.read_text())
+    except (OSError, ValueError):
+        return True
+    text_cfg = config.get("model_cfg", config).get("text_cfg", {})
+    return bool(text_cfg.get("hf_model_name") or text_cfg.get("hf_tokenizer_name"))
+
+
+def _import_open_clip(spec: ModelSpec) -> Any:
+    """open_clip, imported without transformers unless this model needs it.
+
+    open_clip imports transformers whenever it is installed, for the few models
+    whose text tower comes from it: a second or more of start-up, and memory,
+    that searching photos should not pay.
+    """
+    if "open_clip" in sys.modules or "transformers" in sys.modules:
+        import open_clip
+
+        return open_clip
+    if _text_tower_uses_transformers(spec):
+        import open_clip
+
+        return open_clip
+    sys.modules["transformers"] = None  # type: ignore[assignment]
+    try:
+        import open_clip
+    finally:
+        del sys.modules["transformers"]
+    return open_clip
+
+
 def model_key(spec: ModelSpec) -> str:
     """What identifies the weights: vectors with different keys are never compared.
 
@@ -146,8 +193,7 @@ class ClipEmbedder:
             return self._loaded
 
     def _create(self) -> tuple[Any, Any, Any, str]:
-        import open_clip
-
+        open_clip = _import_open_clip(self.spec)
         device = resolve_torch_device(self.device_name)
         if self.spec.source == "local-dir":
             loaded = self._build(open_clip, device)
