@@ -215,7 +215,7 @@ def search(
         typer.Option(
             "--like",
             metavar="FILE[@TIME]",
-            help="Find what looks like this photo, video, or video frame (clip.mp4@1:23).",
+            help="Find what looks or sounds like this photo, video or recording (clip.mp4@1:23).",
         ),
     ] = None,
     like_weight: Annotated[

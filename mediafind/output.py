@@ -203,7 +203,12 @@ def print_status(status: IndexStatus, stream: IO[str] | None = None) -> None:
         )
     if not status.models:
         table.add_row("model", "none yet")
-    files = ", ".join(f"{count} {kind}s" for kind, count in status.files.items())
+    names = {
+        "image": ("photo", "photos"),
+        "video": ("video", "videos"),
+        "audio": ("recording", "recordings"),
+    }
+    files = ", ".join(f"{count} {names[kind][count != 1]}" for kind, count in status.files.items())
     table.add_row("files", files)
     table.add_row("segments", str(status.segments))
     table.add_row("failed", str(len(status.failed)))

@@ -64,7 +64,7 @@ def test_status_reports_what_the_index_holds(cli, library: Path, tiny_clip: str,
     assert data["last_indexed_at"] is not None
     human = cli("status")
     assert human.exit_code == 0
-    for expected in (str(db_path), tiny_clip, "8 images", "broken.jpg", str(library)):
+    for expected in (str(db_path), tiny_clip, "8 photos", "broken.jpg", str(library)):
         assert expected in human.stdout
 
 

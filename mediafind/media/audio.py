@@ -14,6 +14,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from mediafind.errors import MediaError
+from mediafind.media.container import open_media, reason
 
 if TYPE_CHECKING:
     import numpy as np
@@ -65,24 +66,6 @@ def _loudness_dbfs(samples: np.ndarray) -> float:
     return 20.0 * np.log10(max(rms, 1e-10))
 
 
-def _open(path: str) -> Any:
-    import av
-
-    try:
-        return av.open(path, metadata_errors="ignore")
-    except FileNotFoundError as error:
-        raise MediaError("file disappeared while indexing") from error
-    except PermissionError as error:
-        raise MediaError("permission denied") from error
-    except av.error.FFmpegError as error:
-        raise MediaError(f"not a readable audio file ({_reason(error)})") from error
-
-
-def _reason(error: BaseException) -> str:
-    text = getattr(error, "strerror", None) or str(error)
-    return " ".join(str(text).split()) or error.__class__.__name__
-
-
 def _decoded_chunks(
     container: Any, stream: Any, rate: int, report: AudioReport
 ) -> Iterator[np.ndarray]:
@@ -99,7 +82,7 @@ def _decoded_chunks(
         for out in resampler.resample(None):
             yield np.asarray(out.to_ndarray(), dtype=np.float32).reshape(-1)
     except av.error.FFmpegError as error:
-        report.problem = _reason(error)
+        report.problem = reason(error)
 
 
 def audio_windows(
@@ -117,7 +100,7 @@ def audio_windows(
     report = report if report is not None else AudioReport()
     window = round(window_seconds * rate)
     hop = max(1, round(window * (1.0 - OVERLAP)))
-    container = _open(path)
+    container = open_media(path, "audio file")
     try:
         stream = default_audio_stream(container)
         if stream is None:
@@ -162,6 +145,6 @@ def audio_windows(
     except MediaError:
         raise
     except Exception as error:
-        raise MediaError(f"cannot decode audio ({_reason(error)})") from error
+        raise MediaError(f"cannot decode audio ({reason(error)})") from error
     finally:
         container.close()

@@ -27,6 +27,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from mediafind.errors import MediaError
+from mediafind.media.container import open_media, reason
 
 if TYPE_CHECKING:
     import numpy as np
@@ -144,24 +145,6 @@ def default_video_stream(container: Any) -> Any:
     return streams[0]
 
 
-def _open(path: str) -> Any:
-    import av
-
-    try:
-        return av.open(path, metadata_errors="ignore")
-    except FileNotFoundError as error:
-        raise MediaError("file disappeared while indexing") from error
-    except PermissionError as error:
-        raise MediaError("permission denied") from error
-    except av.error.FFmpegError as error:
-        raise MediaError(f"not a readable video ({_reason(error)})") from error
-
-
-def _reason(error: BaseException) -> str:
-    text = getattr(error, "strerror", None) or str(error)
-    return " ".join(str(text).split()) or error.__class__.__name__
-
-
 class _Timeline:
     """Stream time in seconds, counted from the stream's first timestamp."""
 
@@ -197,7 +180,7 @@ class _Prober:
     @classmethod
     def open(cls, path: str, timeline: _Timeline) -> _Prober:
         """A second handle on the file, so the keyframe pass keeps its place."""
-        return cls(_open(path), timeline)
+        return cls(open_media(path, "video"), timeline)
 
     def frames_at(self, start: float, targets: list[float]) -> list[_Candidate]:
         """The first frame at or after each target time, decoding from `start`'s keyframe."""
@@ -257,7 +240,7 @@ def _keyframes(
             sampled.keyframes_decoded += 1
             yield _Candidate(timeline.of(frame), _thumb(frame), frame)
     except av.error.FFmpegError as error:
-        sampled.problem = _reason(error)
+        sampled.problem = reason(error)
 
 
 def _probe_targets(gap_start: float, gap_end: float, changed: bool, max_gap: float) -> list[float]:
@@ -311,7 +294,7 @@ def sample_frames(path: str, *, min_side: int, max_gap: float = DEFAULT_MAX_GAP)
     """
     if max_gap <= 0:
         raise ValueError("max_gap must be positive")
-    container = _open(path)
+    container = open_media(path, "video")
     try:
         stream = default_video_stream(container)
         stream.thread_type = "AUTO"
@@ -324,7 +307,7 @@ def sample_frames(path: str, *, min_side: int, max_gap: float = DEFAULT_MAX_GAP)
     except MediaError:
         raise
     except Exception as error:
-        raise MediaError(f"cannot decode video ({_reason(error)})") from error
+        raise MediaError(f"cannot decode video ({reason(error)})") from error
     finally:
         container.close()
 
@@ -418,7 +401,7 @@ def _clock(seconds: float) -> str:
 
 def frame_at(path: str, time: float, *, min_side: int) -> Image:
     """The upright frame shown at `time` seconds (for query by example)."""
-    container = _open(path)
+    container = open_media(path, "video")
     try:
         stream = default_video_stream(container)
         timeline = _Timeline(stream, container)

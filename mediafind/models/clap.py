@@ -16,12 +16,7 @@ from typing import TYPE_CHECKING, Any
 
 from mediafind.errors import MediafindError, ModelUnavailableError, UsageError
 from mediafind.hashing import content_hash
-from mediafind.models.common import (
-    hub_cache_only,
-    hub_unreachable_reason,
-    one_line,
-    resolve_torch_device,
-)
+from mediafind.models.common import load_cached_first, one_line, resolve_torch_device
 
 if TYPE_CHECKING:
     import numpy as np
@@ -107,20 +102,9 @@ class ClapEmbedder:
             _check_folder(self.spec)
             model, processor = self._build(local_only=True)
         else:
-            # Cached weights load without a network request; only a model not
-            # cached yet is downloaded, once.
-            try:
-                with hub_cache_only() as offline_by_user:
-                    model, processor = self._build(local_only=True)
-            except ModelUnavailableError:
-                if offline_by_user:
-                    raise
-                unreachable = hub_unreachable_reason()
-                if unreachable is not None:
-                    raise ModelUnavailableError(
-                        self._unavailable_message(ConnectionError(unreachable))
-                    ) from None
-                model, processor = self._build(local_only=False)
+            model, processor = load_cached_first(
+                lambda cache_only: self._build(local_only=cache_only), self._unavailable_message
+            )
         model.to(device).eval()
         return model, processor, device
 

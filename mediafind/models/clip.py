@@ -19,12 +19,7 @@ from typing import TYPE_CHECKING, Any
 
 from mediafind.errors import MediafindError, ModelUnavailableError, UsageError
 from mediafind.hashing import content_hash
-from mediafind.models.common import (
-    hub_cache_only,
-    hub_unreachable_reason,
-    one_line,
-    resolve_torch_device,
-)
+from mediafind.models.common import load_cached_first, one_line, resolve_torch_device
 
 if TYPE_CHECKING:
     import numpy as np
@@ -198,20 +193,9 @@ class ClipEmbedder:
         if self.spec.source == "local-dir":
             loaded = self._build(open_clip, device)
         else:
-            # Cached weights load with no network request at all; only a model
-            # that is not cached yet is downloaded (once).
-            try:
-                with hub_cache_only() as offline_by_user:
-                    loaded = self._build(open_clip, device)
-            except ModelUnavailableError:
-                if offline_by_user:
-                    raise
-                unreachable = hub_unreachable_reason()
-                if unreachable is not None:
-                    raise ModelUnavailableError(
-                        self._unavailable_message(ConnectionError(unreachable))
-                    ) from None
-                loaded = self._build(open_clip, device)
+            loaded = load_cached_first(
+                lambda cache_only: self._build(open_clip, device), self._unavailable_message
+            )
         model, preprocess, tokenizer = loaded
         model.eval()
         return model, preprocess, tokenizer, device

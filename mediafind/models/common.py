@@ -3,9 +3,12 @@
 from __future__ import annotations
 
 import contextlib
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
+from typing import TypeVar
 
-from mediafind.errors import DeviceError, UsageError
+from mediafind.errors import DeviceError, ModelUnavailableError, UsageError
+
+T = TypeVar("T")
 
 
 def resolve_torch_device(name: str) -> str:
@@ -75,3 +78,19 @@ def hub_unreachable_reason() -> str | None:
 def one_line(error: BaseException) -> str:
     text = " ".join(str(error).split()) or error.__class__.__name__
     return text if len(text) <= 200 else text[:197] + "..."
+
+
+def load_cached_first(build: Callable[[bool], T], unavailable: Callable[[BaseException], str]) -> T:
+    """Build a hub model from the cache without a network request; only a model
+    not cached yet is downloaded, once. `build(cache_only)` raises
+    ModelUnavailableError; `unavailable(error)` words the error for the user."""
+    try:
+        with hub_cache_only() as offline_by_user:
+            return build(True)
+    except ModelUnavailableError:
+        if offline_by_user:
+            raise
+        unreachable = hub_unreachable_reason()
+        if unreachable is not None:
+            raise ModelUnavailableError(unavailable(ConnectionError(unreachable))) from None
+        return build(False)

@@ -1,0 +1,27 @@
+"""Opening files with PyAV, shared by the video and sound readers."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from mediafind.errors import MediaError
+
+
+def reason(error: BaseException) -> str:
+    """An FFmpeg error as one short line."""
+    text = getattr(error, "strerror", None) or str(error)
+    return " ".join(str(text).split()) or error.__class__.__name__
+
+
+def open_media(path: str, what: str) -> Any:
+    """An open PyAV container; MediaError saying why not (`what`: "video", "audio file")."""
+    import av
+
+    try:
+        return av.open(path, metadata_errors="ignore")
+    except FileNotFoundError as error:
+        raise MediaError("file disappeared while indexing") from error
+    except PermissionError as error:
+        raise MediaError("permission denied") from error
+    except av.error.FFmpegError as error:
+        raise MediaError(f"not a readable {what} ({reason(error)})") from error
