@@ -20,7 +20,7 @@ from collections import deque
 from collections.abc import Callable, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
-from typing import Any, Protocol
+from typing import Any
 
 from mediafind.db import FileFacts, FileRecord, NewSegment, Part, Space, Store
 from mediafind.errors import IndexInterruptedError, MediaError, ModelMismatchError, UsageError
@@ -36,19 +36,6 @@ from mediafind.scan import FoundFile, is_under, normalize_roots, scan
 MODALITIES = {"image": ("visual",), "video": ("visual", "audio"), "audio": ("audio",)}
 # Vectors of sample used to describe a space's score distribution (search.py).
 STATS_SAMPLE = 20_000
-
-
-class Embedder(Protocol):
-    modality: str
-
-    @property
-    def key(self) -> str: ...
-
-    @property
-    def dim(self) -> int: ...
-
-    @property
-    def batch_size(self) -> int: ...
 
 
 @dataclass
@@ -145,10 +132,6 @@ class _Prepared:
     duration: float | None = None
     # Why only part of the file was indexed.
     partial: str | None = None
-
-    @property
-    def inputs(self) -> int:
-        return sum(len(part.inputs) for part in self.parts)
 
 
 @dataclass
@@ -425,9 +408,17 @@ class _Run:
                 self.write(prepared, vectors[id(prepared)])
 
     def batch_full(self, batch: list[_Prepared]) -> bool:
-        # Sized by the visual model's batch: audio inputs are fewer and larger.
-        limit = min(embedder.batch_size for embedder in self.models.embedders.values())
-        return sum(item.inputs for item in batch) >= limit
+        """Whether some model has a full batch of inputs waiting."""
+        for modality, embedder in self.models.embedders.items():
+            waiting = sum(
+                len(part.inputs)
+                for item in batch
+                for part in item.parts
+                if part.modality == modality
+            )
+            if waiting >= embedder.batch_size:
+                return True
+        return False
 
     def process(self, tasks: list[_Task]) -> None:
         if not tasks:

@@ -322,9 +322,9 @@ def _nearest_files(
     """Nearest segments, widening until `limit` distinct files (not excluded) are in."""
     k = max(16, limit * 4)
     while True:
-        hits = [h for h in store.nearest(space, vector, k, kinds) if h.path not in exclude]
-        files = {hit.file_id for hit in hits}
-        if len(files) >= limit or len(hits) < k - len(exclude) or k >= KNN_MAX_K:
+        found = store.nearest(space, vector, k, kinds)
+        hits = [hit for hit in found if hit.path not in exclude]
+        if len({hit.file_id for hit in hits}) >= limit or len(found) < k or k >= KNN_MAX_K:
             return hits
         k = min(k * 4, KNN_MAX_K)
 

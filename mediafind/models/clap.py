@@ -149,7 +149,8 @@ class ClapEmbedder:
 
     @property
     def batch_size(self) -> int:
-        return 8 if self._load()[2] == "cpu" else 64
+        # From the device alone: asking must not load the model.
+        return 8 if resolve_torch_device(self.device_name) == "cpu" else 64
 
     def features(self, samples: np.ndarray) -> dict[str, Any]:
         """Model input for one window (mel spectrogram); safe in worker threads."""

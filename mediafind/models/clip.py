@@ -270,7 +270,8 @@ class ClipEmbedder:
 
     @property
     def batch_size(self) -> int:
-        return 32 if self.device == "cpu" else 128
+        # From the device alone: asking must not load the model.
+        return 32 if resolve_torch_device(self.device_name) == "cpu" else 128
 
     def preprocess(self, image: Image) -> Any:
         """Model input for one decoded image; safe to call from worker threads."""
