@@ -297,3 +297,25 @@ def test_photo_index_search_does_not_import_transformers(cli, tmp_path: Path, db
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
     assert "a.jpg" in result.stdout
     assert "TRANSFORMERS False" in result.stdout
+
+
+def test_offline_sound_model_is_one_clear_line(cli, library: Path):
+    result = cli("index", library, "--audio-model", "laion/clap-htsat-unfused")
+    assert result.exit_code == 2
+    assert result.stderr.count("\n") == 1
+    assert "cannot load audio model laion/clap-htsat-unfused" in result.stderr
+    assert "--no-audio" in result.stderr
+
+
+def test_sound_models_are_never_mixed(cli, library: Path, other_clap: str, monkeypatch):
+    assert cli("index", library).exit_code == 0
+    refused = cli("index", library, "--audio-model", other_clap)
+    assert refused.exit_code == 2
+    assert "--audio-model" in refused.stderr and "--reembed" in refused.stderr
+    switched = cli("index", library, "--audio-model", other_clap, "--reembed")
+    assert switched.exit_code == 0, switched.stderr
+    assert "4 re-embedded" in switched.stderr  # the recordings and the video's sound
+    monkeypatch.delenv("MEDIAFIND_AUDIO_MODEL")
+    status = json.loads(cli("status", "--json").stdout)
+    assert [m["model"] for m in status["models"] if m["modality"] == "audio"] == [other_clap]
+    assert cli("search", "rain", "--modality", "audio", "--paths").exit_code == 0
