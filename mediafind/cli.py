@@ -207,6 +207,83 @@ def index(
     stderr_line(summary_line(summary))
 
 
+LimitOption = Annotated[int, typer.Option("--limit", "-n", min=1, help="Most results to show.")]
+TypeOption = Annotated[
+    list[Kind] | None,
+    typer.Option("--type", "-t", help="Only results of this kind (repeatable)."),
+]
+ModalityFilter = Annotated[
+    list[Modality] | None,
+    typer.Option("--modality", "-m", help="Only match by what is seen or heard (repeatable)."),
+]
+JsonOption = Annotated[bool, typer.Option("--json", help="A JSON array of results.")]
+JsonlOption = Annotated[
+    bool, typer.Option("--jsonl", help="One JSON object per line, written as found.")
+]
+PathsOption = Annotated[bool, typer.Option("--paths", help="One path per line.")]
+NullOption = Annotated[
+    bool,
+    typer.Option("--null", "-0", help="With --paths or --format: end each result with NUL."),
+]
+FormatOption = Annotated[
+    str | None,
+    typer.Option(
+        "--format",
+        metavar="TEMPLATE",
+        help=(
+            "One line per result from TEMPLATE, with fields {path} {name} {kind} {score} "
+            "{start} {end} {modality} {rank}; \\t and \\n are tab and newline."
+        ),
+    ),
+]
+
+
+def _search_and_print(
+    query: str | None,
+    like: list[str],
+    like_weight: float,
+    limit: int,
+    kind: list[Kind] | None,
+    modality: list[Modality] | None,
+    output: dict[str, Any],
+    db: Path | None,
+    model: str | None,
+    audio_model: str | None,
+    device: str | None,
+) -> None:
+    from mediafind.db import Store
+    from mediafind.errors import UsageError
+    from mediafind.output import print_results
+    from mediafind.search import parse_example, searchers_for_index
+    from mediafind.search import search as run_search
+
+    chosen = [name for name in ("json", "jsonl", "paths", "format") if output[name]]
+    if len(chosen) > 1:
+        raise UsageError("choose one of " + ", ".join(f"--{name}" for name in chosen))
+    if output["null"] and not (output["paths"] or output["format"]):
+        raise UsageError("-0/--null goes with --paths or --format")
+    with Store.open(config.resolve_db_path(db), create=False) as store:
+        searchers = searchers_for_index(
+            store,
+            config.requested_model(model),
+            config.requested_audio_model(audio_model),
+            config.resolve_device(device),
+        )
+        results = run_search(
+            store,
+            query,
+            searchers,
+            like=[parse_example(item) for item in like],
+            like_weight=like_weight,
+            limit=limit,
+            kinds=[k.value for k in kind or ()],
+            modalities=[m.value for m in modality or ()],
+        )
+    print_results(results, chosen[0] if chosen else "table", output["format"], output["null"])
+    if not results:
+        raise typer.Exit(EXIT_NOT_FOUND)
+
+
 @app.command()
 def search(
     query: Annotated[str | None, typer.Argument(help="What to look for, in words.")] = None,
@@ -222,61 +299,59 @@ def search(
         float,
         typer.Option("--like-weight", help="With QUERY and --like: the example's share, 0 to 1."),
     ] = 0.5,
-    limit: Annotated[int, typer.Option("--limit", "-n", min=1, help="Most results to show.")] = 20,
-    kind: Annotated[
-        list[Kind] | None,
-        typer.Option("--type", "-t", help="Only results of this kind (repeatable)."),
-    ] = None,
-    as_json: Annotated[bool, typer.Option("--json", help="A JSON array of results.")] = False,
-    paths: Annotated[bool, typer.Option("--paths", help="One path per line.")] = False,
-    null: Annotated[
-        bool, typer.Option("--null", "-0", help="With --paths: separate paths with NUL.")
-    ] = False,
-    modality: Annotated[
-        list[Modality] | None,
-        typer.Option("--modality", "-m", help="Only match by what is seen or heard (repeatable)."),
-    ] = None,
+    limit: LimitOption = 20,
+    kind: TypeOption = None,
+    as_json: JsonOption = False,
+    jsonl: JsonlOption = False,
+    paths: PathsOption = False,
+    null: NullOption = False,
+    template: FormatOption = None,
+    modality: ModalityFilter = None,
     db: DbOption = None,
     model: ModelOption = None,
     audio_model: AudioModelOption = None,
     device: DeviceOption = None,
 ) -> None:
     """Find the photos, video moments and sounds that best match QUERY (or --like FILE)."""
-    from mediafind.db import Store
-    from mediafind.errors import UsageError
-    from mediafind.output import print_results_json, print_results_paths, print_results_table
-    from mediafind.search import parse_example, searchers_for_index
-    from mediafind.search import search as run_search
+    output = {"json": as_json, "jsonl": jsonl, "paths": paths, "format": template, "null": null}
+    _search_and_print(
+        query,
+        like or [],
+        like_weight,
+        limit,
+        kind,
+        modality,
+        output,
+        db,
+        model,
+        audio_model,
+        device,
+    )
 
-    if as_json and paths:
-        raise UsageError("choose one of --json and --paths")
-    if null and not paths:
-        raise UsageError("-0/--null goes with --paths")
-    with Store.open(config.resolve_db_path(db), create=False) as store:
-        searchers = searchers_for_index(
-            store,
-            config.requested_model(model),
-            config.requested_audio_model(audio_model),
-            config.resolve_device(device),
-        )
-        results = run_search(
-            store,
-            query,
-            searchers,
-            like=[parse_example(item) for item in like or ()],
-            like_weight=like_weight,
-            limit=limit,
-            kinds=[k.value for k in kind or ()],
-            modalities=[m.value for m in modality or ()],
-        )
-    if as_json:
-        print_results_json(results)
-    elif paths:
-        print_results_paths(results, null=null)
-    elif results:
-        print_results_table(results)
-    if not results:
-        raise typer.Exit(EXIT_NOT_FOUND)
+
+@app.command()
+def similar(
+    example: Annotated[
+        str, typer.Argument(metavar="FILE[@TIME]", help="A photo, video, recording, or a moment.")
+    ],
+    limit: LimitOption = 20,
+    kind: TypeOption = None,
+    as_json: JsonOption = False,
+    jsonl: JsonlOption = False,
+    paths: PathsOption = False,
+    null: NullOption = False,
+    template: FormatOption = None,
+    modality: ModalityFilter = None,
+    db: DbOption = None,
+    model: ModelOption = None,
+    audio_model: AudioModelOption = None,
+    device: DeviceOption = None,
+) -> None:
+    """Find what looks or sounds like FILE (the short form of search --like FILE)."""
+    output = {"json": as_json, "jsonl": jsonl, "paths": paths, "format": template, "null": null}
+    _search_and_print(
+        None, [example], 1.0, limit, kind, modality, output, db, model, audio_model, device
+    )
 
 
 @app.command()

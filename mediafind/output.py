@@ -189,6 +189,79 @@ def print_results_paths(
     out.flush()
 
 
+FORMAT_FIELDS = ("path", "name", "kind", "score", "start", "end", "modality", "rank")
+
+
+def _unescape(template: str) -> str:
+    """printf's \\t, \\n, \\0 and \\\\ in a --format template typed in a shell."""
+    pairs = {"\\\\": "\\", "\\t": "\t", "\\n": "\n", "\\0": "\0"}
+    out, at = [], 0
+    while at < len(template):
+        pair = template[at : at + 2]
+        if pair in pairs:
+            out.append(pairs[pair])
+            at += 2
+        else:
+            out.append(template[at])
+            at += 1
+    return "".join(out)
+
+
+def format_result(template: str, result: SearchResult, rank: int) -> str:
+    """One result through a --format template; unknown fields are a UsageError."""
+    import os
+
+    from mediafind.errors import UsageError
+
+    fields = {
+        "path": result.path,
+        "name": os.path.basename(result.path),
+        "kind": result.kind,
+        "score": f"{result.score:.3f}",
+        "start": "" if result.start is None else f"{result.start:.1f}",
+        "end": "" if result.end is None else f"{result.end:.1f}",
+        "modality": result.modality,
+        "rank": str(rank),
+    }
+    try:
+        return _unescape(template).format_map(fields)
+    except KeyError as error:
+        raise UsageError(
+            f"--format: unknown field {{{error.args[0]}}}; known: "
+            + " ".join(f"{{{name}}}" for name in FORMAT_FIELDS)
+        ) from None
+    except (ValueError, IndexError) as error:
+        raise UsageError(f"--format: {error} (write {{{{ and }}}} for literal braces)") from None
+
+
+def print_results(
+    results: Sequence[SearchResult],
+    style: str,
+    template: str | None = None,
+    null: bool = False,
+    stream: IO[str] | None = None,
+) -> None:
+    """Results as a table, --json, --jsonl, --paths or --format."""
+    out = stream or sys.stdout
+    if style == "json":
+        print_results_json(results, out)
+    elif style == "jsonl":
+        for result in results:
+            out.write(json.dumps(result.to_dict(), ensure_ascii=False) + "\n")
+            out.flush()
+    elif style == "paths":
+        print_results_paths(results, null=null, stream=out)
+    elif style == "format":
+        assert template is not None
+        lines = [format_result(template, r, rank) for rank, r in enumerate(results, start=1)]
+        end = "\0" if null else "\n"
+        for line in lines:
+            out.write(line + end)
+        out.flush()
+    elif results:
+        print_results_table(results, out)
+
+
 def print_status(status: IndexStatus, stream: IO[str] | None = None) -> None:
     console = Console(file=stream or sys.stdout, highlight=False)
     table = Table(box=None, show_header=False, pad_edge=False)
