@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import logging
 import signal
+import sys
 from enum import Enum
 from pathlib import Path
 from typing import Annotated, Any
@@ -140,7 +141,10 @@ def main_options(
 
 @app.command()
 def index(
-    paths: Annotated[list[Path], typer.Argument(help="Folders (or files) to index.")],
+    paths: Annotated[
+        list[Path] | None,
+        typer.Argument(help="Folders (or files) to index. None: the remembered folders."),
+    ] = None,
     db: DbOption = None,
     model: ModelOption = None,
     audio_model: AudioModelOption = None,
@@ -173,6 +177,10 @@ def index(
             help="Longest stretch of a video without an embedded frame.",
         ),
     ] = 10.0,
+    verbose: Annotated[
+        bool,
+        typer.Option("--verbose", "-v", help="Print the summary even when run without a terminal."),
+    ] = False,
 ) -> None:
     """Index the photos, videos and recordings under PATHS; only what changed is embedded."""
     from mediafind.db import Store
@@ -180,6 +188,7 @@ def index(
     from mediafind.models.clap import ClapEmbedder
     from mediafind.models.clip import ClipEmbedder
     from mediafind.output import IndexReporter, stderr_line, summary_line
+    from mediafind.upkeep import roots_to_reindex
 
     options = IndexOptions(
         include_hidden=include_hidden,
@@ -188,6 +197,12 @@ def index(
         max_gap=max_gap,
     )
     with Store.open(config.resolve_db_path(db), create=True) as store:
+        targets = [str(p) for p in paths or ()]
+        if not targets:
+            # Cron's form: the remembered folders, less any not there today.
+            targets, missing = roots_to_reindex(store)
+            for root in missing:
+                stderr_line(f"mediafind: warning: {root}: not found (unmounted?); its files kept")
         chosen_device = config.resolve_device(device)
         spec = choose_model(store, config.requested_model(model), config.DEFAULT_MODEL)
         embedder = ClipEmbedder(spec, device=chosen_device)
@@ -201,10 +216,10 @@ def index(
             )
             audio_embedder = ClapEmbedder(audio_spec, device=chosen_device)
         with IndexReporter() as reporter:
-            summary = index_paths(
-                store, [str(p) for p in paths], embedder, options, reporter, audio_embedder
-            )
-    stderr_line(summary_line(summary))
+            summary = index_paths(store, targets, embedder, options, reporter, audio_embedder)
+    # Quiet in cron (no paths, no terminal) unless asked; always by hand.
+    if paths or verbose or sys.stderr.isatty():
+        stderr_line(summary_line(summary))
 
 
 LimitOption = Annotated[int, typer.Option("--limit", "-n", min=1, help="Most results to show.")]
@@ -370,6 +385,69 @@ def status(
         print_status_json(info)
     else:
         print_status(info)
+
+
+roots_app = typer.Typer(
+    cls=_Group, invoke_without_command=True, help="List or forget the remembered folders."
+)
+app.add_typer(roots_app, name="roots")
+
+
+@roots_app.callback()
+def roots(ctx: typer.Context, db: DbOption = None) -> None:
+    """List the folders this index remembers (`mediafind index` alone re-indexes them)."""
+    if ctx.invoked_subcommand is not None:
+        return
+    from mediafind.db import Store
+    from mediafind.output import print_roots
+
+    with Store.open(config.resolve_db_path(db), create=False) as store:
+        print_roots(store.roots())
+
+
+@roots_app.command("remove")
+def roots_remove(
+    folder: Annotated[Path, typer.Argument(help="A remembered folder.")],
+    db: DbOption = None,
+) -> None:
+    """Forget a remembered folder and the files indexed from it."""
+    from mediafind.db import Store
+    from mediafind.output import stderr_line
+    from mediafind.upkeep import forget_root
+
+    with Store.open(config.resolve_db_path(db), create=False) as store:
+        removed = forget_root(store, folder)
+    stderr_line(f"mediafind: forgot {folder} and {removed} files")
+
+
+@app.command()
+def prune(db: DbOption = None) -> None:
+    """Drop files that no longer exist (kept: those on a remembered folder that is missing)."""
+    from mediafind.db import Store
+    from mediafind.output import stderr_line
+    from mediafind.upkeep import prune as run_prune
+
+    with Store.open(config.resolve_db_path(db), create=False) as store:
+        summary = run_prune(store)
+    for root in summary.missing_roots:
+        stderr_line(f"mediafind: warning: {root}: not found (unmounted?); its files kept")
+    compacted = ", index compacted" if summary.vacuumed else ""
+    stderr_line(f"mediafind: pruned {summary.removed} files{compacted}")
+
+
+@app.command()
+def forget(
+    paths: Annotated[list[Path], typer.Argument(help="Files or folders to remove from the index.")],
+    db: DbOption = None,
+) -> None:
+    """Remove files, or everything under folders, from the index (the files stay on disk)."""
+    from mediafind.db import Store
+    from mediafind.output import stderr_line
+    from mediafind.upkeep import forget as run_forget
+
+    with Store.open(config.resolve_db_path(db), create=False) as store:
+        removed = run_forget(store, [str(p) for p in paths])
+    stderr_line(f"mediafind: forgot {removed} files")
 
 
 def main() -> None:

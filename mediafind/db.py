@@ -581,6 +581,22 @@ class Store:
                 removed += 1
         return removed
 
+    def all_paths(self) -> list[str]:
+        return [row[0] for row in self.conn.execute("SELECT path FROM files")]
+
+    def forget_roots(self, roots: Iterable[str]) -> None:
+        with self.transaction():
+            self.conn.executemany("DELETE FROM roots WHERE path = ?", [(r,) for r in roots])
+
+    def free_share(self) -> float:
+        """The share of the file's pages that are free (what VACUUM would give back)."""
+        pages = self.conn.execute("PRAGMA page_count").fetchone()[0]
+        free = self.conn.execute("PRAGMA freelist_count").fetchone()[0]
+        return free / pages if pages else 0.0
+
+    def vacuum(self) -> None:
+        self.conn.execute("VACUUM")
+
     def record_roots(self, roots: Iterable[str], indexed_at: float) -> None:
         with self.transaction():
             for root in roots:

@@ -296,6 +296,13 @@ def print_status(status: IndexStatus, stream: IO[str] | None = None) -> None:
     console.print(table)
 
 
+def print_roots(roots: Sequence[tuple[str, float | None]], stream: IO[str] | None = None) -> None:
+    """One remembered folder per line, with when it was last indexed (tab-separated)."""
+    out = stream or sys.stdout
+    for path, indexed_at in roots:
+        out.write(f"{path}\t{_when(indexed_at)}\n")
+
+
 def print_status_json(status: IndexStatus, stream: IO[str] | None = None) -> None:
     out = stream or sys.stdout
     json.dump(status.to_dict(), out, ensure_ascii=False, indent=2)
