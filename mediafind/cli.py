@@ -59,7 +59,7 @@ class _Group(TyperGroup):
 app = typer.Typer(
     cls=_Group,
     no_args_is_help=True,
-    add_completion=False,
+    add_completion=True,
     rich_markup_mode=None,
     help="Search your photos and videos by meaning. Everything stays on this machine.",
     context_settings={"help_option_names": ["-h", "--help"]},

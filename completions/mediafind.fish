@@ -1,0 +1,1 @@
+complete --command mediafind --no-files --arguments "(env _MEDIAFIND_COMPLETE=complete_fish _TYPER_COMPLETE_FISH_ACTION=get-args _TYPER_COMPLETE_ARGS=(commandline -cp) mediafind)" --condition "env _MEDIAFIND_COMPLETE=complete_fish _TYPER_COMPLETE_FISH_ACTION=is-args _TYPER_COMPLETE_ARGS=(commandline -cp) mediafind"
