@@ -192,7 +192,7 @@ def index(
 
     options = IndexOptions(
         include_hidden=include_hidden,
-        excludes=tuple(exclude or ()),
+        excludes=config.resolve_excludes(exclude),
         reembed=reembed,
         max_gap=max_gap,
     )
@@ -222,7 +222,12 @@ def index(
         stderr_line(summary_line(summary))
 
 
-LimitOption = Annotated[int, typer.Option("--limit", "-n", min=1, help="Most results to show.")]
+LimitOption = Annotated[
+    int | None,
+    typer.Option(
+        "--limit", "-n", min=1, help=f"Most results to show [default: {config.DEFAULT_LIMIT}]."
+    ),
+]
 TypeOption = Annotated[
     list[Kind] | None,
     typer.Option("--type", "-t", help="Only results of this kind (repeatable)."),
@@ -257,7 +262,7 @@ def _search_and_print(
     query: str | None,
     like: list[str],
     like_weight: float,
-    limit: int,
+    limit: int | None,
     kind: list[Kind] | None,
     modality: list[Modality] | None,
     output: dict[str, Any],
@@ -290,11 +295,12 @@ def _search_and_print(
             searchers,
             like=[parse_example(item) for item in like],
             like_weight=like_weight,
-            limit=limit,
+            limit=config.resolve_limit(limit),
             kinds=[k.value for k in kind or ()],
             modalities=[m.value for m in modality or ()],
         )
-    print_results(results, chosen[0] if chosen else "table", output["format"], output["null"])
+    style = config.resolve_output(chosen[0] if chosen else None)
+    print_results(results, style, output["format"], output["null"])
     if not results:
         raise typer.Exit(EXIT_NOT_FOUND)
 
@@ -314,7 +320,7 @@ def search(
         float,
         typer.Option("--like-weight", help="With QUERY and --like: the example's share, 0 to 1."),
     ] = 0.5,
-    limit: LimitOption = 20,
+    limit: LimitOption = None,
     kind: TypeOption = None,
     as_json: JsonOption = False,
     jsonl: JsonlOption = False,
@@ -349,7 +355,7 @@ def similar(
     example: Annotated[
         str, typer.Argument(metavar="FILE[@TIME]", help="A photo, video, recording, or a moment.")
     ],
-    limit: LimitOption = 20,
+    limit: LimitOption = None,
     kind: TypeOption = None,
     as_json: JsonOption = False,
     jsonl: JsonlOption = False,

@@ -1,15 +1,20 @@
 """Where things live and which defaults apply.
 
 One place decides every path and default: a command-line flag wins over an
-environment variable, which wins over the built-in default.
+environment variable, which wins over the config file, which wins over the
+built-in default.
 """
 
 from __future__ import annotations
 
 import os
+import sys
 from pathlib import Path
+from typing import Any
 
 import platformdirs
+
+from mediafind.errors import UsageError
 
 APP_NAME = "mediafind"
 
@@ -29,8 +34,59 @@ ENV_AUDIO_MODEL = "MEDIAFIND_AUDIO_MODEL"
 ENV_MODEL = "MEDIAFIND_MODEL"
 ENV_DEVICE = "MEDIAFIND_DEVICE"
 ENV_SQLITE_DRIVER = "MEDIAFIND_SQLITE_DRIVER"
+ENV_CONFIG = "MEDIAFIND_CONFIG"
+
+DEFAULT_LIMIT = 20
+OUTPUT_STYLES = ("table", "json", "jsonl", "paths")
+# The config file's keys and the type each takes.
+CONFIG_KEYS: dict[str, type] = {
+    "model": str,
+    "audio_model": str,
+    "device": str,
+    "exclude": list,
+    "limit": int,
+    "output": str,
+}
 
 DEVICES = ("auto", "cpu", "cuda", "mps")
+
+
+def config_path() -> Path:
+    """The optional TOML config file: $MEDIAFIND_CONFIG, else the per-user config folder."""
+    value = os.environ.get(ENV_CONFIG)
+    if value:
+        return Path(value).expanduser().absolute()
+    return Path(platformdirs.user_config_dir(APP_NAME)) / "config.toml"
+
+
+def file_settings() -> dict[str, Any]:
+    """The config file's settings, checked; {} when there is no file."""
+    path = config_path()
+    if not path.is_file():
+        return {}
+    if sys.version_info >= (3, 11):
+        import tomllib
+    else:
+        import tomli as tomllib
+    try:
+        settings = tomllib.loads(path.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, tomllib.TOMLDecodeError) as error:
+        raise UsageError(f"config file {path}: {error}") from error
+    for key, value in settings.items():
+        expected = CONFIG_KEYS.get(key)
+        if expected is None:
+            known = ", ".join(CONFIG_KEYS)
+            raise UsageError(f"config file {path}: unknown setting {key!r} (known: {known})")
+        if not isinstance(value, expected) or isinstance(value, bool):
+            kind = {str: "a string", list: "a list", int: "a whole number"}[expected]
+            raise UsageError(f"config file {path}: {key} must be {kind}, not {value!r}")
+    if "exclude" in settings and not all(isinstance(g, str) for g in settings["exclude"]):
+        raise UsageError(f"config file {path}: exclude must be a list of glob strings")
+    if settings.get("output", "table") not in OUTPUT_STYLES:
+        raise UsageError(f"config file {path}: output must be one of {', '.join(OUTPUT_STYLES)}")
+    if settings.get("limit", 1) < 1:
+        raise UsageError(f"config file {path}: limit must be at least 1")
+    return settings
 
 
 def default_db_path() -> Path:
@@ -46,23 +102,37 @@ def resolve_db_path(flag: str | os.PathLike[str] | None = None) -> Path:
 
 
 def requested_model(flag: str | None = None) -> str | None:
-    """The model the user asked for (--model, else $MEDIAFIND_MODEL), or None.
+    """The model the user asked for (--model, $MEDIAFIND_MODEL, config file), or None.
 
     None means "whatever the index was built with", falling back to
     `DEFAULT_MODEL` for a new index; the caller decides, since only it knows
     the index.
     """
-    return flag or os.environ.get(ENV_MODEL) or None
+    return flag or os.environ.get(ENV_MODEL) or file_settings().get("model") or None
 
 
 def requested_audio_model(flag: str | None = None) -> str | None:
-    """--audio-model, else $MEDIAFIND_AUDIO_MODEL, else None (the index's own)."""
-    return flag or os.environ.get(ENV_AUDIO_MODEL) or None
+    """--audio-model, else $MEDIAFIND_AUDIO_MODEL, else the config file, else None."""
+    return flag or os.environ.get(ENV_AUDIO_MODEL) or file_settings().get("audio_model") or None
 
 
 def resolve_device(flag: str | None = None) -> str:
-    """The device name the user asked for: --device, else $MEDIAFIND_DEVICE, else auto."""
-    return flag or os.environ.get(ENV_DEVICE) or "auto"
+    """--device, else $MEDIAFIND_DEVICE, else the config file, else auto."""
+    return flag or os.environ.get(ENV_DEVICE) or file_settings().get("device") or "auto"
+
+
+def resolve_excludes(flags: list[str] | None) -> tuple[str, ...]:
+    """--exclude globs when given, else the config file's."""
+    return tuple(flags) if flags else tuple(file_settings().get("exclude", ()))
+
+
+def resolve_limit(flag: int | None) -> int:
+    return flag or file_settings().get("limit") or DEFAULT_LIMIT
+
+
+def resolve_output(chosen: str | None) -> str:
+    """The output style: the flag given, else the config file's, else a table."""
+    return chosen or file_settings().get("output") or "table"
 
 
 def sqlite_driver_choice() -> str:

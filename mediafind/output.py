@@ -293,6 +293,8 @@ def print_status(status: IndexStatus, stream: IO[str] | None = None) -> None:
         table.add_row("root", escape(path))
     table.add_row("last indexed", _when(status.last_indexed_at))
     table.add_row("sqlite driver", status.sqlite_driver)
+    exists = "" if status.config_exists else " (none; optional)"
+    table.add_row("config file", escape(status.config_path + exists))
     console.print(table)
 
 

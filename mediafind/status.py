@@ -5,6 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
+from mediafind import config
 from mediafind.db import Store
 
 
@@ -28,6 +29,8 @@ class IndexStatus:
     failed: list[tuple[str, str]]
     roots: list[tuple[str, float | None]]
     last_indexed_at: float | None
+    config_path: str
+    config_exists: bool
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -40,6 +43,8 @@ class IndexStatus:
             "failed": [{"path": path, "error": error} for path, error in self.failed],
             "roots": [{"path": path, "last_indexed_at": at} for path, at in self.roots],
             "last_indexed_at": self.last_indexed_at,
+            "config_path": self.config_path,
+            "config_exists": self.config_exists,
         }
 
 
@@ -58,4 +63,6 @@ def index_status(store: Store) -> IndexStatus:
         failed=store.failed_files(),
         roots=store.roots(),
         last_indexed_at=store.last_indexed_at(),
+        config_path=str(config.config_path()),
+        config_exists=config.config_path().is_file(),
     )

@@ -55,6 +55,7 @@ def isolated_env(
     monkeypatch.setenv("MEDIAFIND_DB", str(tmp_path / "index.db"))
     monkeypatch.setenv("MEDIAFIND_MODEL", tiny_clip)
     monkeypatch.setenv("MEDIAFIND_AUDIO_MODEL", tiny_clap)
+    monkeypatch.setenv("MEDIAFIND_CONFIG", str(tmp_path / "config.toml"))
     monkeypatch.setenv("MEDIAFIND_DEVICE", "cpu")
     monkeypatch.delenv("MEDIAFIND_SQLITE_DRIVER", raising=False)
     monkeypatch.setenv("HF_HUB_OFFLINE", "1")
