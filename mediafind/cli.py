@@ -270,12 +270,17 @@ def _search_and_print(
     model: str | None,
     audio_model: str | None,
     device: str | None,
+    refine: dict[str, Any] | None = None,
 ) -> None:
     from mediafind.db import Store
     from mediafind.errors import UsageError
     from mediafind.output import print_results
-    from mediafind.search import parse_example, searchers_for_index
+    from mediafind.search import parse_example, parse_part, searchers_for_index
     from mediafind.search import search as run_search
+
+    refine = refine or {"and": [], "not": [], "min_score": None}
+    parts = [parse_part(text) for text in refine["and"]]
+    parts += [parse_part(text, negative=True) for text in refine["not"]]
 
     chosen = [name for name in ("json", "jsonl", "paths", "format") if output[name]]
     if len(chosen) > 1:
@@ -295,6 +300,8 @@ def _search_and_print(
             searchers,
             like=[parse_example(item) for item in like],
             like_weight=like_weight,
+            parts=parts,
+            min_score=refine["min_score"],
             limit=config.resolve_limit(limit),
             kinds=[k.value for k in kind or ()],
             modalities=[m.value for m in modality or ()],
@@ -320,6 +327,26 @@ def search(
         float,
         typer.Option("--like-weight", help="With QUERY and --like: the example's share, 0 to 1."),
     ] = 0.5,
+    and_: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--and",
+            metavar="[W:]WORDS|FILE",
+            help="Also match these words or this photo/clip, weight W (repeatable).",
+        ),
+    ] = None,
+    not_: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--not",
+            metavar="[W:]WORDS|FILE",
+            help="Match away from these words or this photo/clip, e.g. 0.5:people (repeatable).",
+        ),
+    ] = None,
+    min_score: Annotated[
+        float | None,
+        typer.Option("--min-score", metavar="X", help="Drop results scoring under X (calibrated)."),
+    ] = None,
     limit: LimitOption = None,
     kind: TypeOption = None,
     as_json: JsonOption = False,
@@ -335,6 +362,7 @@ def search(
 ) -> None:
     """Find the photos, video moments and sounds that best match QUERY (or --like FILE)."""
     output = {"json": as_json, "jsonl": jsonl, "paths": paths, "format": template, "null": null}
+    refine = {"and": and_ or [], "not": not_ or [], "min_score": min_score}
     _search_and_print(
         query,
         like or [],
@@ -347,6 +375,7 @@ def search(
         model,
         audio_model,
         device,
+        refine,
     )
 
 

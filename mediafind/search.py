@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import math
 import os
+import re
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field
 from typing import TYPE_CHECKING, Any
@@ -329,14 +330,48 @@ def _nearest_files(
         k = min(k * 4, KNN_MAX_K)
 
 
+@dataclass(frozen=True)
+class QueryPart:
+    """One more part of a query (--and / --not): words, or a file as an example.
+    Its weight is negative for --not."""
+
+    weight: float
+    text: str | None = None
+    example: Example | None = None
+
+
+_WEIGHTED = re.compile(r"^\s*(\d+(?:\.\d*)?|\.\d+)\s*:(.*)$", re.DOTALL)
+
+
+def parse_part(text: str, *, negative: bool = False) -> QueryPart:
+    """[WEIGHT:]WORDS or [WEIGHT:]FILE, e.g. 'sunset', '0.5:people', '2:beach.jpg'."""
+    weight, body = 1.0, text
+    match = _WEIGHTED.match(text)
+    if match:
+        weight, body = float(match.group(1)), match.group(2)
+    if not body.strip():
+        raise UsageError(f"{'--not' if negative else '--and'} {text!r}: nothing after the weight")
+    sign = -1.0 if negative else 1.0
+    path = os.path.abspath(os.path.expanduser(body))
+    if os.path.isfile(path):
+        return QueryPart(sign * weight, example=Example(path))
+    return QueryPart(sign * weight, text=body)
+
+
 def _query_vectors(
     query: str | None,
     like: Sequence[Example],
     like_weight: float,
+    parts: Sequence[QueryPart],
     searchers: Searchers,
     modalities: Sequence[str],
 ) -> dict[str, np.ndarray]:
-    """A query vector for each modality that has something to search with."""
+    """A query vector for each modality with something positive to search for.
+
+    Words and examples are embedded as unit vectors and summed with their
+    weights (--not parts subtract); --like examples share `like_weight` of
+    the whole against the words' share.
+    """
     import numpy as np
 
     vectors: dict[str, np.ndarray] = {}
@@ -344,19 +379,27 @@ def _query_vectors(
         embedder = searchers.visual if modality == "visual" else searchers.audio
         if embedder is None:
             continue
+        embed = embed_visual_example if modality == "visual" else embed_audio_example
         examples = [e for e in like if example_modality(e) == modality]
-        parts: list[tuple[float, np.ndarray]] = []
+        words_share = 1.0 - like_weight if examples else 1.0
+        terms: list[tuple[float, np.ndarray]] = []
         if examples:
-            embed = embed_visual_example if modality == "visual" else embed_audio_example
             vectors_of = [embed(e, embedder) for e in examples]  # type: ignore[arg-type]
-            parts.append((like_weight if query is not None else 1.0, _unit(np.stack(vectors_of))))
+            share = like_weight if query is not None or any(p.text for p in parts) else 1.0
+            terms.append((share, _unit(np.stack(vectors_of))))
         if query is not None:
-            parts.append((1.0 - like_weight if examples else 1.0, embedder.embed_texts([query])[0]))
-        if parts:
-            combined = sum(weight * part for weight, part in parts)
-            vectors[modality] = np.asarray(
-                combined / max(float(np.linalg.norm(combined)), 1e-12), dtype=np.float32
-            )
+            terms.append((words_share, embedder.embed_texts([query])[0]))
+        for part in parts:
+            if part.text is not None:
+                terms.append((part.weight * words_share, embedder.embed_texts([part.text])[0]))
+            elif part.example is not None and example_modality(part.example) == modality:
+                terms.append((part.weight, embed(part.example, embedder)))  # type: ignore[arg-type]
+        if not any(weight > 0 for weight, _ in terms):
+            continue
+        combined = sum(weight * term for weight, term in terms)
+        vectors[modality] = np.asarray(
+            combined / max(float(np.linalg.norm(combined)), 1e-12), dtype=np.float32
+        )
     return vectors
 
 
@@ -386,6 +429,8 @@ def search(
     *,
     like: Sequence[Example] = (),
     like_weight: float = 0.5,
+    parts: Sequence[QueryPart] = (),
+    min_score: float | None = None,
     limit: int = 20,
     kinds: Sequence[str] | None = None,
     modalities: Sequence[str] | None = None,
@@ -393,13 +438,15 @@ def search(
     """The `limit` files that best match `query` and/or the `like` examples, best first.
 
     With both, the text and the examples' mean are averaged, the examples
-    weighing `like_weight`. Example files are left out of the results.
+    weighing `like_weight`; `parts` add (--and) or subtract (--not) more
+    words or examples. Example files are left out of the results, and so is
+    anything scoring under `min_score` (calibrated, see the module docstring).
     """
     if isinstance(searchers, ClipEmbedder):
         searchers = Searchers(visual=searchers, audio=None)
     if query is not None and not query.strip():
         raise UsageError('the query is empty; try: mediafind search "a dog on a beach"')
-    if query is None and not like:
+    if query is None and not like and not any(part.weight > 0 for part in parts):
         raise UsageError("nothing to search for: give a QUERY, --like FILE, or both")
     if not 0.0 <= like_weight <= 1.0:
         raise UsageError("--like-weight must be between 0 and 1")
@@ -413,18 +460,35 @@ def search(
             raise UsageError(f"--modality {modality!r}: expected visual or audio")
     spaces = _check(store, searchers)
     wanted = [m for m in (modalities or MODALITIES) if m in spaces]
-    vectors = _query_vectors(query, like, like_weight, searchers, wanted)
+    vectors = _query_vectors(query, like, like_weight, parts, searchers, wanted)
     if not vectors:
         raise UsageError(
             "nothing in the index to compare with: the examples' kind of media "
             "(or --modality) matches no model in this index"
         )
     exclude = {example.path for example in like}
+    exclude |= {p.example.path for p in parts if p.example is not None and p.weight > 0}
     by_file: dict[int, list[_Scored]] = {}
     for modality, vector in vectors.items():
         calibrate = _Calibration(store, spaces[modality], vector)
         for hit in _nearest_files(store, spaces[modality], vector, limit, kinds, exclude):
             by_file.setdefault(hit.file_id, []).append(_Scored(hit, calibrate(1.0 - hit.distance)))
     results = [_result(sorted(s, key=lambda x: -x.score)) for s in by_file.values()]
+    if min_score is not None:
+        results = [_above(result, min_score) for result in results if result.score >= min_score]
     results.sort(key=lambda result: result.score, reverse=True)
     return results[:limit]
+
+
+def _above(result: SearchResult, min_score: float) -> SearchResult:
+    """The result with only the moments that reach `min_score` (its best always does)."""
+    moments = [m for m in result.moments if m.score >= min_score]
+    return SearchResult(
+        result.path,
+        result.kind,
+        result.score,
+        result.start,
+        result.end,
+        result.modality,
+        moments or result.moments[:1],
+    )
