@@ -275,10 +275,11 @@ def _search_and_print(
     from mediafind.db import Store
     from mediafind.errors import UsageError
     from mediafind.output import print_results
-    from mediafind.search import parse_example, parse_part, searchers_for_index
+    from mediafind.search import make_filters, parse_example, parse_part, searchers_for_index
     from mediafind.search import search as run_search
 
-    refine = refine or {"and": [], "not": [], "min_score": None}
+    refine = refine or {"and": [], "not": [], "min_score": None, "filters": {}}
+    filters = make_filters(**refine["filters"])
     parts = [parse_part(text) for text in refine["and"]]
     parts += [parse_part(text, negative=True) for text in refine["not"]]
 
@@ -305,6 +306,7 @@ def _search_and_print(
             limit=config.resolve_limit(limit),
             kinds=[k.value for k in kind or ()],
             modalities=[m.value for m in modality or ()],
+            filters=filters,
         )
     style = config.resolve_output(chosen[0] if chosen else None)
     print_results(results, style, output["format"], output["null"])
@@ -347,6 +349,26 @@ def search(
         float | None,
         typer.Option("--min-score", metavar="X", help="Drop results scoring under X (calibrated)."),
     ] = None,
+    folder: Annotated[
+        list[Path] | None,
+        typer.Option("--in", metavar="DIR", help="Only files under DIR (repeatable)."),
+    ] = None,
+    since: Annotated[
+        str | None,
+        typer.Option("--since", metavar="DATE", help="Taken or recorded on or after DATE (ISO)."),
+    ] = None,
+    until: Annotated[
+        str | None,
+        typer.Option("--until", metavar="DATE", help="Taken or recorded on or before DATE (ISO)."),
+    ] = None,
+    min_duration: Annotated[
+        str | None,
+        typer.Option("--min-duration", metavar="TIME", help="Videos and audio at least this long."),
+    ] = None,
+    max_duration: Annotated[
+        str | None,
+        typer.Option("--max-duration", metavar="TIME", help="Videos and audio at most this long."),
+    ] = None,
     limit: LimitOption = None,
     kind: TypeOption = None,
     as_json: JsonOption = False,
@@ -362,7 +384,18 @@ def search(
 ) -> None:
     """Find the photos, video moments and sounds that best match QUERY (or --like FILE)."""
     output = {"json": as_json, "jsonl": jsonl, "paths": paths, "format": template, "null": null}
-    refine = {"and": and_ or [], "not": not_ or [], "min_score": min_score}
+    refine = {
+        "and": and_ or [],
+        "not": not_ or [],
+        "min_score": min_score,
+        "filters": {
+            "folders": [str(p) for p in folder or ()],
+            "since": since,
+            "until": until,
+            "min_duration": min_duration,
+            "max_duration": max_duration,
+        },
+    }
     _search_and_print(
         query,
         like or [],

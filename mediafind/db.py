@@ -98,6 +98,48 @@ class FileFacts:
     width: int | None = None
     height: int | None = None
     duration: float | None = None
+    captured_at: float | None = None
+
+
+@dataclass(frozen=True)
+class Filters:
+    """Conditions on files, applied inside the nearest-neighbour query."""
+
+    kinds: Sequence[str] = ()
+    folders: Sequence[str] = ()  # absolute; a file at or below any of them
+    since: float | None = None  # capture time (else mtime), Unix seconds
+    until: float | None = None
+    min_duration: float | None = None
+    max_duration: float | None = None
+
+    def sql(self) -> tuple[str, list[Any]]:
+        """A WHERE clause over `files f`, and its parameters ('' when none)."""
+        clauses: list[str] = []
+        params: list[Any] = []
+        if self.kinds:
+            clauses.append(f"f.kind IN ({','.join('?' * len(self.kinds))})")
+            params.extend(self.kinds)
+        if self.folders:
+            either = []
+            for folder in self.folders:
+                prefix = folder.rstrip(os.sep) + os.sep
+                either.append("(f.path = ? OR substr(f.path, 1, ?) = ?)")
+                params.extend([folder, len(prefix), prefix])
+            clauses.append("(" + " OR ".join(either) + ")")
+        when = "coalesce(f.captured_at, f.mtime_ns / 1e9)"
+        if self.since is not None:
+            clauses.append(f"{when} >= ?")
+            params.append(self.since)
+        if self.until is not None:
+            clauses.append(f"{when} < ?")
+            params.append(self.until)
+        if self.min_duration is not None:
+            clauses.append("f.duration >= ?")
+            params.append(self.min_duration)
+        if self.max_duration is not None:
+            clauses.append("f.duration <= ?")
+            params.append(self.max_duration)
+        return " AND ".join(clauses), params
 
 
 def _load_sqlite_vec(conn: Any) -> None:
@@ -370,6 +412,7 @@ class Store:
             facts.height,
             facts.duration,
             time.time(),
+            facts.captured_at,
         )
 
     def _upsert_file(self, facts: FileFacts) -> int:
@@ -380,7 +423,8 @@ class Store:
         if existing is None:
             cursor = self.conn.execute(
                 "INSERT INTO files (path, kind, size, mtime_ns, content_hash, status, error, "
-                "width, height, duration, indexed_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                "width, height, duration, indexed_at, captured_at) "
+                "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
                 self._file_row_values(facts),
             )
             return int(cursor.lastrowid)
@@ -388,8 +432,8 @@ class Store:
         self._delete_segments(file_id)
         self.conn.execute(
             "UPDATE files SET path = ?, kind = ?, size = ?, mtime_ns = ?, content_hash = ?, "
-            "status = ?, error = ?, width = ?, height = ?, duration = ?, indexed_at = ? "
-            "WHERE id = ?",
+            "status = ?, error = ?, width = ?, height = ?, duration = ?, indexed_at = ?, "
+            "captured_at = ? WHERE id = ?",
             (*self._file_row_values(facts), file_id),
         )
         self.conn.execute("DELETE FROM file_spaces WHERE file_id = ?", (file_id,))
@@ -423,7 +467,8 @@ class Store:
         self.conn.execute(
             "UPDATE files SET path = ?, kind = ?, size = ?, mtime_ns = ?, content_hash = ?, "
             "status = ?, error = ?, width = coalesce(?, width), height = coalesce(?, height), "
-            "duration = coalesce(?, duration), indexed_at = ? WHERE id = ?",
+            "duration = coalesce(?, duration), indexed_at = ?, "
+            "captured_at = coalesce(?, captured_at) WHERE id = ?",
             (*self._file_row_values(facts), file_id),
         )
 
@@ -503,7 +548,8 @@ class Store:
         """Store `facts.path` with copies of another file's segments and vectors."""
         with self.transaction():
             source = self.conn.execute(
-                "SELECT width, height, duration FROM files WHERE id = ?", (source_id,)
+                "SELECT width, height, duration, captured_at FROM files WHERE id = ?",
+                (source_id,),
             ).fetchone()
             file_id = self._upsert_file(
                 FileFacts(
@@ -517,6 +563,7 @@ class Store:
                     source[0],
                     source[1],
                     source[2],
+                    source[3],
                 )
             )
             spaces = [
@@ -609,9 +656,16 @@ class Store:
     # Search ---------------------------------------------------------------
 
     def nearest(
-        self, space: Space, vector: Any, k: int, kinds: Sequence[str] | None = None
+        self,
+        space: Space,
+        vector: Any,
+        k: int,
+        kinds: Sequence[str] | None = None,
+        filters: Filters | None = None,
     ) -> list[SegmentHit]:
-        """The `k` segments nearest to `vector` in `space`, nearest first."""
+        """The `k` segments nearest to `vector` in `space` that pass `filters`, nearest
+        first. Filters narrow the candidates inside the KNN query itself, so a
+        selective filter still returns its `k` best, never an empty page."""
         k = max(1, min(k, KNN_MAX_K))
         sql = (
             f"WITH knn AS (SELECT segment_id, distance, embedding FROM {space.table} "
@@ -621,6 +675,13 @@ class Store:
         if kinds:
             sql += f" AND kind IN ({','.join('?' * len(kinds))})"
             params.extend(kinds)
+        where, where_params = (filters or Filters()).sql()
+        if where:
+            sql += (
+                " AND segment_id IN (SELECT s.id FROM segments s JOIN files f "
+                f"ON f.id = s.file_id WHERE s.modality = ? AND {where})"
+            )
+            params.extend([space.modality, *where_params])
         sql += (
             ") SELECT knn.segment_id, knn.distance, f.id, f.path, f.kind, s.modality, "
             "s.start, s.end, knn.embedding FROM knn JOIN segments s ON s.id = knn.segment_id "

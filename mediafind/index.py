@@ -130,6 +130,7 @@ class _Prepared:
     width: int | None = None
     height: int | None = None
     duration: float | None = None
+    captured_at: float | None = None
     # Why only part of the file was indexed.
     partial: str | None = None
 
@@ -199,12 +200,14 @@ def _visual_part(prepared: _Prepared, embedder: ClipEmbedder, max_gap: float) ->
         ]
         prepared.width, prepared.height = video.width, video.height
         prepared.duration = video.duration
+        prepared.captured_at = video.captured_at
         prepared.partial = video.problem
     else:
         decoded = load_image(path, embedder.image_size)
         part.inputs = [embedder.preprocess(decoded.image)]
         part.segments = [NewSegment("visual", None, None)]
         prepared.width, prepared.height = decoded.width, decoded.height
+        prepared.captured_at = decoded.captured_at
     return part
 
 
@@ -221,6 +224,7 @@ def _audio_part(prepared: _Prepared, embedder: ClapEmbedder) -> _Part:
         part.segments.append(NewSegment("audio", window.start, window.end))
     if prepared.task.found.kind == "audio":
         prepared.duration = report.duration
+        prepared.captured_at = report.captured_at
     if report.problem:
         problem = f"sound: {report.problem}"
         prepared.partial = f"{prepared.partial}; {problem}" if prepared.partial else problem
@@ -302,6 +306,7 @@ class _Run:
             width=prepared.width,
             height=prepared.height,
             duration=prepared.duration,
+            captured_at=prepared.captured_at,
         )
 
     def finish(self, prepared: _Prepared, outcome: str) -> None:

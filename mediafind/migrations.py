@@ -110,4 +110,11 @@ def m002_space_stats(conn: Any) -> None:
     )
 
 
-MIGRATIONS: list[Migration] = [m001_initial, m002_space_stats]
+def m003_capture_time(conn: Any) -> None:
+    # When the photo was taken or the recording made (EXIF DateTimeOriginal,
+    # the container's creation_time), else NULL: queries fall back to mtime.
+    conn.execute("ALTER TABLE files ADD COLUMN captured_at REAL")
+    conn.execute("CREATE INDEX files_captured_at ON files (captured_at)")
+
+
+MIGRATIONS: list[Migration] = [m001_initial, m002_space_stats, m003_capture_time]

@@ -25,7 +25,7 @@ from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field
 from typing import TYPE_CHECKING, Any
 
-from mediafind.db import KNN_MAX_K, SegmentHit, Space, Store
+from mediafind.db import KNN_MAX_K, Filters, SegmentHit, Space, Store
 from mediafind.errors import IndexEmptyError, MediaError, ModelMismatchError, UsageError
 from mediafind.models.clap import ClapEmbedder
 from mediafind.models.clip import ClipEmbedder
@@ -157,6 +157,49 @@ def parse_example(text: str) -> Example:
             except UsageError as error:
                 raise UsageError(f"--like {text}: {error}") from None
     raise UsageError(f"--like {text}: no such file")
+
+
+def parse_date(text: str, *, option: str, end: bool = False) -> float:
+    """An ISO date or date-time in local time as Unix seconds. A bare date as the
+    end of a range covers that whole day."""
+    from datetime import datetime, timedelta
+
+    try:
+        when = datetime.fromisoformat(text.strip())
+    except ValueError:
+        raise UsageError(
+            f"{option} {text!r}: expected an ISO date such as 2024-07-14 or 2024-07-14T18:30"
+        ) from None
+    if end and len(text.strip()) == 10:
+        when += timedelta(days=1)
+    return when.timestamp()
+
+
+def make_filters(
+    *,
+    folders: Sequence[str] = (),
+    since: str | None = None,
+    until: str | None = None,
+    min_duration: str | None = None,
+    max_duration: str | None = None,
+) -> Filters:
+    """Filters from the user's words: folders relative to the current one,
+    ISO dates, durations in seconds or m:ss."""
+    low = parse_time(min_duration) if min_duration is not None else None
+    high = parse_time(max_duration) if max_duration is not None else None
+    if low is not None and high is not None and low > high:
+        raise UsageError("--min-duration is longer than --max-duration")
+    start = parse_date(since, option="--since") if since else None
+    stop = parse_date(until, option="--until", end=True) if until else None
+    if start is not None and stop is not None and start >= stop:
+        raise UsageError("--since is not before --until")
+    return Filters(
+        folders=[os.path.abspath(os.path.expanduser(folder)) for folder in folders],
+        since=start,
+        until=stop,
+        min_duration=low,
+        max_duration=high,
+    )
 
 
 def example_modality(example: Example) -> str:
@@ -319,11 +362,12 @@ def _nearest_files(
     limit: int,
     kinds: Sequence[str] | None,
     exclude: set[str],
+    filters: Filters | None = None,
 ) -> list[SegmentHit]:
     """Nearest segments, widening until `limit` distinct files (not excluded) are in."""
     k = max(16, limit * 4)
     while True:
-        found = store.nearest(space, vector, k, kinds)
+        found = store.nearest(space, vector, k, kinds, filters)
         hits = [hit for hit in found if hit.path not in exclude]
         if len({hit.file_id for hit in hits}) >= limit or len(found) < k or k >= KNN_MAX_K:
             return hits
@@ -434,6 +478,7 @@ def search(
     limit: int = 20,
     kinds: Sequence[str] | None = None,
     modalities: Sequence[str] | None = None,
+    filters: Filters | None = None,
 ) -> list[SearchResult]:
     """The `limit` files that best match `query` and/or the `like` examples, best first.
 
@@ -471,7 +516,8 @@ def search(
     by_file: dict[int, list[_Scored]] = {}
     for modality, vector in vectors.items():
         calibrate = _Calibration(store, spaces[modality], vector)
-        for hit in _nearest_files(store, spaces[modality], vector, limit, kinds, exclude):
+        nearest = _nearest_files(store, spaces[modality], vector, limit, kinds, exclude, filters)
+        for hit in nearest:
             by_file.setdefault(hit.file_id, []).append(_Scored(hit, calibrate(1.0 - hit.distance)))
     results = [_result(sorted(s, key=lambda x: -x.score)) for s in by_file.values()]
     if min_score is not None:

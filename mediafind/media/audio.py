@@ -14,6 +14,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from mediafind.errors import MediaError
+from mediafind.media.capture import container_capture_time
 from mediafind.media.container import open_media, reason
 
 if TYPE_CHECKING:
@@ -44,6 +45,7 @@ class AudioReport:
     silent: int = 0
     has_audio: bool = True
     problem: str | None = None
+    captured_at: float | None = None
 
 
 def default_audio_stream(container: Any) -> Any | None:
@@ -102,6 +104,7 @@ def audio_windows(
     hop = max(1, round(window * (1.0 - OVERLAP)))
     container = open_media(path, "audio file")
     try:
+        report.captured_at = container_capture_time(container)
         stream = default_audio_stream(container)
         if stream is None:
             report.has_audio = False

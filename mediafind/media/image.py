@@ -8,6 +8,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 from mediafind.errors import MediaError
+from mediafind.media.capture import exif_capture_time
 
 if TYPE_CHECKING:
     from PIL.Image import Image
@@ -23,6 +24,7 @@ class DecodedImage:
     image: Image
     width: int
     height: int
+    captured_at: float | None = None
 
 
 def _register_heif() -> None:
@@ -58,7 +60,9 @@ def load_image(path: str, min_side: int) -> DecodedImage:
                 width, height = opened.size
                 if width <= 0 or height <= 0:
                     raise MediaError(f"image has no pixels ({width}x{height})")
-                orientation = opened.getexif().get(_ORIENTATION_TAG, 1)
+                exif = opened.getexif()
+                orientation = exif.get(_ORIENTATION_TAG, 1)
+                captured_at = exif_capture_time(exif)
                 if opened.format == "JPEG":
                     opened.draft("RGB", (min_side, min_side))
                 opened.load()
@@ -84,4 +88,4 @@ def load_image(path: str, min_side: int) -> DecodedImage:
         raise MediaError(f"corrupt image ({error})") from error
     if orientation in _SWAPS_AXES:
         width, height = height, width
-    return DecodedImage(rgb, width, height)
+    return DecodedImage(rgb, width, height, captured_at)

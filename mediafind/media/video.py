@@ -27,6 +27,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from mediafind.errors import MediaError
+from mediafind.media.capture import container_capture_time
 from mediafind.media.container import open_media, reason
 
 if TYPE_CHECKING:
@@ -64,6 +65,7 @@ class SampledVideo:
     keyframes_decoded: int = 0
     probes_decoded: int = 0
     notes: list[str] = field(default_factory=list)
+    captured_at: float | None = None
 
 
 @dataclass
@@ -300,6 +302,7 @@ def sample_frames(path: str, *, min_side: int, max_gap: float = DEFAULT_MAX_GAP)
         stream.thread_type = "AUTO"
         timeline = _Timeline(stream, container)
         sampled = SampledVideo([], timeline.duration, stream.width, stream.height)
+        sampled.captured_at = container_capture_time(container)
         selector = _Selector(max_gap, min_side)
         for candidate in _candidates(path, container, stream, timeline, max_gap, sampled):
             selector.add(candidate)
