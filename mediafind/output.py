@@ -12,6 +12,7 @@ import sys
 import time
 from collections.abc import Sequence
 from datetime import datetime
+from pathlib import Path
 from typing import IO, Any
 
 from rich.console import Console
@@ -24,7 +25,9 @@ from rich.progress import (
     TimeElapsedColumn,
     TimeRemainingColumn,
 )
+from rich.style import Style
 from rich.table import Table
+from rich.text import Text
 
 from mediafind.index import (
     FileDone,
@@ -148,8 +151,12 @@ def summary_line(summary: IndexSummary, *, interrupted: bool = False) -> str:
     return line
 
 
-def print_results_table(results: Sequence[SearchResult], stream: IO[str] | None = None) -> None:
-    console = Console(file=stream or sys.stdout, highlight=False)
+def print_results_table(
+    results: Sequence[SearchResult],
+    stream: IO[str] | None = None,
+    console: Console | None = None,
+) -> None:
+    console = console or Console(file=stream or sys.stdout, highlight=False)
     # The moment column appears once there are moments to show (videos, audio).
     with_moments = any(result.start is not None for result in results)
     table = Table(box=None, pad_edge=False, header_style="bold")
@@ -163,7 +170,11 @@ def print_results_table(results: Sequence[SearchResult], stream: IO[str] | None 
         cells = [str(rank), f"{result.score:.3f}", result.kind]
         if with_moments:
             cells.append(format_time(result.start))
-        table.add_row(*cells, escape(result.path))
+        path = Text(result.path)
+        if console.is_terminal:
+            # Terminals that know OSC 8 make the path a link that opens the file.
+            path.stylize(Style(link=Path(result.path).as_uri()))
+        table.add_row(*cells, path)
     console.print(table)
     video = next((r for r in results if r.kind == "video" and r.start is not None), None)
     if video is not None:

@@ -85,3 +85,31 @@ def test_pipeline_recipes_with_awkward_names(tmp_path: Path, db_path: Path):
         f"{sys.executable} -m mediafind search 'a photo' --format '{{path}}' -0 | xargs -0 ls -d"
     )
     assert listed.returncode == 0 and listed.stdout.count(str(root)) == 3
+
+
+def test_table_at_80_columns_without_a_terminal(cli, tmp_path: Path, monkeypatch):
+    monkeypatch.setenv("COLUMNS", "80")
+    root = tmp_path / ("a rather long folder name for holiday photos " * 2).strip()
+    draw_photo(root / "beach.jpg", COLORS["blue"])
+    cli("index", root)
+    result = cli("search", "beach")
+    lines = result.stdout.splitlines()
+    assert all(len(line) <= 80 for line in lines)
+    assert "\x1b" not in result.stdout  # no colour, no hyperlink escapes in a pipe
+    assert "".join(line.strip() for line in lines[1:]).endswith("beach.jpg")
+
+
+def test_table_links_paths_on_a_terminal(library: Path):
+    import io
+
+    from rich.console import Console
+
+    from mediafind.output import print_results_table
+    from mediafind.search import SearchResult
+
+    stream = io.StringIO()
+    photo = next(library.rglob("red.jpg"))
+    terminal = Console(file=stream, force_terminal=True, width=120)
+    result = SearchResult(str(photo), "image", 1.0, None, None, "visual")
+    print_results_table([result], console=terminal)
+    assert "\x1b]8;" in stream.getvalue() and photo.as_uri() in stream.getvalue()
