@@ -455,6 +455,30 @@ def status(
         print_status(info)
 
 
+@app.command()
+def duplicates(
+    threshold: Annotated[
+        float,
+        typer.Option("--threshold", help="How alike (cosine, 0 to 1) files must be to group."),
+    ] = 0.95,
+    kind: TypeOption = None,
+    as_json: JsonOption = False,
+    db: DbOption = None,
+) -> None:
+    """Groups of near-duplicate photos and videos (re-encoded, resized, trimmed)."""
+    from mediafind.db import Store
+    from mediafind.duplicates import find_duplicates
+    from mediafind.output import print_duplicates
+
+    with Store.open(config.resolve_db_path(db), create=False) as store:
+        groups = find_duplicates(
+            store, threshold=threshold, kinds=tuple(k.value for k in kind or ())
+        )
+    print_duplicates(groups, as_json=as_json)
+    if not groups:
+        raise typer.Exit(EXIT_NOT_FOUND)
+
+
 roots_app = typer.Typer(
     cls=_Group, invoke_without_command=True, help="List or forget the remembered folders."
 )

@@ -689,6 +689,16 @@ class Store:
         )
         return [SegmentHit(*row) for row in self.conn.execute(sql, params)]
 
+    def visual_vectors(self, space: Space) -> Iterator[tuple[str, str, Any, Any, bytes]]:
+        """(path, kind, start, end, vector) for every segment stored in `space`."""
+        rows = self.conn.execute(
+            f"SELECT f.path, f.kind, s.start, s.end, v.embedding FROM segments s "
+            f"JOIN files f ON f.id = s.file_id JOIN {space.table} v ON v.segment_id = s.id "
+            "WHERE s.modality = ? ORDER BY f.path, s.start",
+            (space.modality,),
+        )
+        yield from rows
+
     def has_vectors(self, space: Space) -> bool:
         row = self.conn.execute(
             "SELECT 1 FROM file_spaces WHERE space_id = ? LIMIT 1", (space.id,)

@@ -29,6 +29,7 @@ from rich.style import Style
 from rich.table import Table
 from rich.text import Text
 
+from mediafind.duplicates import DuplicateGroup
 from mediafind.index import (
     FileDone,
     FileFailed,
@@ -314,6 +315,23 @@ def print_roots(roots: Sequence[tuple[str, float | None]], stream: IO[str] | Non
     out = stream or sys.stdout
     for path, indexed_at in roots:
         out.write(f"{path}\t{_when(indexed_at)}\n")
+
+
+def print_duplicates(
+    groups: Sequence[DuplicateGroup], *, as_json: bool, stream: IO[str] | None = None
+) -> None:
+    """Groups as JSON, or for people: a header line per group, then its paths."""
+    out = stream or sys.stdout
+    if as_json:
+        json.dump([group.to_dict() for group in groups], out, ensure_ascii=False, indent=2)
+        out.write("\n")
+        return
+    for number, group in enumerate(groups, start=1):
+        if number > 1:
+            out.write("\n")
+        out.write(f"# {len(group.paths)} {group.kind}s alike at {group.similarity:.3f}\n")
+        for path in group.paths:
+            out.write(path + "\n")
 
 
 def print_status_json(status: IndexStatus, stream: IO[str] | None = None) -> None:
