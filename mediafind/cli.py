@@ -38,7 +38,9 @@ class _Group(TyperGroup):
         # torch, open_clip and huggingface_hub log retries and warnings through
         # `logging`; without a handler Python prints them all on stderr. The
         # one line that matters reaches the user as an error below.
-        logging.getLogger().addHandler(logging.NullHandler())
+        root = logging.getLogger()
+        if not any(isinstance(handler, logging.NullHandler) for handler in root.handlers):
+            root.addHandler(logging.NullHandler())
         # `kill` stops indexing the way Ctrl-C does: after the current commit.
         previous = signal.signal(signal.SIGTERM, _raise_interrupt)
         try:
@@ -61,7 +63,7 @@ app = typer.Typer(
     no_args_is_help=True,
     add_completion=True,
     rich_markup_mode=None,
-    help="Search your photos and videos by meaning. Everything stays on this machine.",
+    help="Search your photos, videos and recordings by meaning. Nothing leaves this machine.",
     context_settings={"help_option_names": ["-h", "--help"]},
 )
 
@@ -136,7 +138,7 @@ def main_options(
         typer.Option("--version", callback=_version, is_eager=True, help="Show the version."),
     ] = False,
 ) -> None:
-    """Search your photos and videos by meaning. Everything stays on this machine."""
+    """Search your photos, videos and recordings by meaning. Nothing leaves this machine."""
 
 
 @app.command()
@@ -166,7 +168,7 @@ def index(
     reembed: Annotated[
         bool,
         typer.Option(
-            "--reembed", help="Switch the index to --model by embedding every file again."
+            "--reembed", help="Switch to a new --model or --audio-model, re-embedding every file."
         ),
     ] = False,
     max_gap: Annotated[
