@@ -10,6 +10,7 @@ from __future__ import annotations
 import logging
 import signal
 import sys
+from dataclasses import dataclass, field
 from enum import Enum
 from pathlib import Path
 from typing import Annotated, Any
@@ -260,36 +261,68 @@ FormatOption = Annotated[
 ]
 
 
+@dataclass
+class _Output:
+    """The output options shared by search and similar."""
+
+    json: bool = False
+    jsonl: bool = False
+    paths: bool = False
+    template: str | None = None
+    null: bool = False
+
+    def style(self) -> str:
+        from mediafind.errors import UsageError
+
+        chosen = [
+            name
+            for name, on in (
+                ("json", self.json),
+                ("jsonl", self.jsonl),
+                ("paths", self.paths),
+                ("format", self.template is not None),
+            )
+            if on
+        ]
+        if len(chosen) > 1:
+            raise UsageError("choose one of " + ", ".join(f"--{name}" for name in chosen))
+        if self.null and not (self.paths or self.template is not None):
+            raise UsageError("-0/--null goes with --paths or --format")
+        return config.resolve_output(chosen[0] if chosen else None)
+
+
+@dataclass
+class _Query:
+    """What to search for and where: everything but the models and the output."""
+
+    text: str | None = None
+    like: list[str] = field(default_factory=list)
+    like_weight: float = 0.5
+    and_: list[str] = field(default_factory=list)
+    not_: list[str] = field(default_factory=list)
+    min_score: float | None = None
+    limit: int | None = None
+    kinds: list[Kind] = field(default_factory=list)
+    modalities: list[Modality] = field(default_factory=list)
+    filters: dict[str, Any] = field(default_factory=dict)
+
+
 def _search_and_print(
-    query: str | None,
-    like: list[str],
-    like_weight: float,
-    limit: int | None,
-    kind: list[Kind] | None,
-    modality: list[Modality] | None,
-    output: dict[str, Any],
+    query: _Query,
+    output: _Output,
     db: Path | None,
     model: str | None,
     audio_model: str | None,
     device: str | None,
-    refine: dict[str, Any] | None = None,
 ) -> None:
     from mediafind.db import Store
-    from mediafind.errors import UsageError
     from mediafind.output import print_results
     from mediafind.search import make_filters, parse_example, parse_part, searchers_for_index
     from mediafind.search import search as run_search
 
-    refine = refine or {"and": [], "not": [], "min_score": None, "filters": {}}
-    filters = make_filters(**refine["filters"])
-    parts = [parse_part(text) for text in refine["and"]]
-    parts += [parse_part(text, negative=True) for text in refine["not"]]
-
-    chosen = [name for name in ("json", "jsonl", "paths", "format") if output[name]]
-    if len(chosen) > 1:
-        raise UsageError("choose one of " + ", ".join(f"--{name}" for name in chosen))
-    if output["null"] and not (output["paths"] or output["format"]):
-        raise UsageError("-0/--null goes with --paths or --format")
+    style = output.style()
+    parts = [parse_part(text) for text in query.and_]
+    parts += [parse_part(text, negative=True) for text in query.not_]
     with Store.open(config.resolve_db_path(db), create=False) as store:
         searchers = searchers_for_index(
             store,
@@ -299,19 +332,18 @@ def _search_and_print(
         )
         results = run_search(
             store,
-            query,
+            query.text,
             searchers,
-            like=[parse_example(item) for item in like],
-            like_weight=like_weight,
+            like=[parse_example(item) for item in query.like],
+            like_weight=query.like_weight,
             parts=parts,
-            min_score=refine["min_score"],
-            limit=config.resolve_limit(limit),
-            kinds=[k.value for k in kind or ()],
-            modalities=[m.value for m in modality or ()],
-            filters=filters,
+            min_score=query.min_score,
+            limit=config.resolve_limit(query.limit),
+            kinds=[k.value for k in query.kinds],
+            modalities=[m.value for m in query.modalities],
+            filters=make_filters(**query.filters),
         )
-    style = config.resolve_output(chosen[0] if chosen else None)
-    print_results(results, style, output["format"], output["null"])
+    print_results(results, style, output.template, output.null)
     if not results:
         raise typer.Exit(EXIT_NOT_FOUND)
 
@@ -385,33 +417,26 @@ def search(
     device: DeviceOption = None,
 ) -> None:
     """Find the photos, video moments and sounds that best match QUERY (or --like FILE)."""
-    output = {"json": as_json, "jsonl": jsonl, "paths": paths, "format": template, "null": null}
-    refine = {
-        "and": and_ or [],
-        "not": not_ or [],
-        "min_score": min_score,
-        "filters": {
+    query_ = _Query(
+        text=query,
+        like=like or [],
+        like_weight=like_weight,
+        and_=and_ or [],
+        not_=not_ or [],
+        min_score=min_score,
+        limit=limit,
+        kinds=kind or [],
+        modalities=modality or [],
+        filters={
             "folders": [str(p) for p in folder or ()],
             "since": since,
             "until": until,
             "min_duration": min_duration,
             "max_duration": max_duration,
         },
-    }
-    _search_and_print(
-        query,
-        like or [],
-        like_weight,
-        limit,
-        kind,
-        modality,
-        output,
-        db,
-        model,
-        audio_model,
-        device,
-        refine,
     )
+    output = _Output(as_json, jsonl, paths, template, null)
+    _search_and_print(query_, output, db, model, audio_model, device)
 
 
 @app.command()
@@ -433,10 +458,11 @@ def similar(
     device: DeviceOption = None,
 ) -> None:
     """Find what looks or sounds like FILE (the short form of search --like FILE)."""
-    output = {"json": as_json, "jsonl": jsonl, "paths": paths, "format": template, "null": null}
-    _search_and_print(
-        None, [example], 1.0, limit, kind, modality, output, db, model, audio_model, device
+    query = _Query(
+        like=[example], like_weight=1.0, limit=limit, kinds=kind or [], modalities=modality or []
     )
+    output = _Output(as_json, jsonl, paths, template, null)
+    _search_and_print(query, output, db, model, audio_model, device)
 
 
 @app.command()
