@@ -17,6 +17,10 @@ on static ones. Instead:
 
 A static tripod shot of five minutes is thus one frame per `max_gap`, and a
 video cut every few seconds gets a frame per shot.
+
+The one shot this can miss: one that starts and ends between two keyframes
+that look alike (a cutaway and back within one group of pictures). Editing
+software and phones place a keyframe at most cuts, which makes that rare.
 """
 
 from __future__ import annotations
