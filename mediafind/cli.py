@@ -261,6 +261,44 @@ FormatOption = Annotated[
 ]
 
 
+FolderFilter = Annotated[
+    list[Path] | None,
+    typer.Option("--in", metavar="DIR", help="Only files under DIR (repeatable)."),
+]
+SinceFilter = Annotated[
+    str | None,
+    typer.Option("--since", metavar="DATE", help="Taken or recorded on or after DATE (ISO)."),
+]
+UntilFilter = Annotated[
+    str | None,
+    typer.Option("--until", metavar="DATE", help="Taken or recorded on or before DATE (ISO)."),
+]
+MinDurationFilter = Annotated[
+    str | None,
+    typer.Option("--min-duration", metavar="TIME", help="Videos and audio at least this long."),
+]
+MaxDurationFilter = Annotated[
+    str | None,
+    typer.Option("--max-duration", metavar="TIME", help="Videos and audio at most this long."),
+]
+
+
+def _filters(
+    folder: list[Path] | None,
+    since: str | None,
+    until: str | None,
+    min_duration: str | None,
+    max_duration: str | None,
+) -> dict[str, Any]:
+    return {
+        "folders": [str(p) for p in folder or ()],
+        "since": since,
+        "until": until,
+        "min_duration": min_duration,
+        "max_duration": max_duration,
+    }
+
+
 @dataclass
 class _Output:
     """The output options shared by search and similar."""
@@ -383,26 +421,11 @@ def search(
         float | None,
         typer.Option("--min-score", metavar="X", help="Drop results scoring under X (calibrated)."),
     ] = None,
-    folder: Annotated[
-        list[Path] | None,
-        typer.Option("--in", metavar="DIR", help="Only files under DIR (repeatable)."),
-    ] = None,
-    since: Annotated[
-        str | None,
-        typer.Option("--since", metavar="DATE", help="Taken or recorded on or after DATE (ISO)."),
-    ] = None,
-    until: Annotated[
-        str | None,
-        typer.Option("--until", metavar="DATE", help="Taken or recorded on or before DATE (ISO)."),
-    ] = None,
-    min_duration: Annotated[
-        str | None,
-        typer.Option("--min-duration", metavar="TIME", help="Videos and audio at least this long."),
-    ] = None,
-    max_duration: Annotated[
-        str | None,
-        typer.Option("--max-duration", metavar="TIME", help="Videos and audio at most this long."),
-    ] = None,
+    folder: FolderFilter = None,
+    since: SinceFilter = None,
+    until: UntilFilter = None,
+    min_duration: MinDurationFilter = None,
+    max_duration: MaxDurationFilter = None,
     limit: LimitOption = None,
     kind: TypeOption = None,
     as_json: JsonOption = False,
@@ -427,13 +450,7 @@ def search(
         limit=limit,
         kinds=kind or [],
         modalities=modality or [],
-        filters={
-            "folders": [str(p) for p in folder or ()],
-            "since": since,
-            "until": until,
-            "min_duration": min_duration,
-            "max_duration": max_duration,
-        },
+        filters=_filters(folder, since, until, min_duration, max_duration),
     )
     output = _Output(as_json, jsonl, paths, template, null)
     _search_and_print(query_, output, db, model, audio_model, device)
@@ -452,6 +469,11 @@ def similar(
     null: NullOption = False,
     template: FormatOption = None,
     modality: ModalityFilter = None,
+    folder: FolderFilter = None,
+    since: SinceFilter = None,
+    until: UntilFilter = None,
+    min_duration: MinDurationFilter = None,
+    max_duration: MaxDurationFilter = None,
     db: DbOption = None,
     model: ModelOption = None,
     audio_model: AudioModelOption = None,
@@ -459,7 +481,12 @@ def similar(
 ) -> None:
     """Find what looks or sounds like FILE (the short form of search --like FILE)."""
     query = _Query(
-        like=[example], like_weight=1.0, limit=limit, kinds=kind or [], modalities=modality or []
+        like=[example],
+        like_weight=1.0,
+        limit=limit,
+        kinds=kind or [],
+        modalities=modality or [],
+        filters=_filters(folder, since, until, min_duration, max_duration),
     )
     output = _Output(as_json, jsonl, paths, template, null)
     _search_and_print(query, output, db, model, audio_model, device)

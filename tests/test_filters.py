@@ -150,3 +150,12 @@ def test_capture_time_migration_keeps_older_indexes(db_path: Path, cli, library)
     assert rows == (len(COLORS), 0)
     # Their mtime stands in until they are indexed again.
     assert len(names(cli, "--since", "2000-01-01")) == len(COLORS)
+
+
+def test_similar_takes_the_same_filters(cli, library: Path):
+    cli("index", library)
+    example = next(library.rglob("red.jpg"))
+    found = cli("similar", example, "--in", library / "2023", "--paths").stdout.split("\n")
+    found = [p for p in found if p]
+    assert found and all(p.startswith(str(library / "2023")) for p in found)
+    assert cli("similar", example, "--since", "someday").exit_code == 2
