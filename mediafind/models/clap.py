@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import hashlib
 import os
-import threading
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -16,7 +15,12 @@ from typing import TYPE_CHECKING, Any
 
 from mediafind.errors import MediafindError, ModelUnavailableError, UsageError
 from mediafind.hashing import content_hash
-from mediafind.models.common import load_cached_first, one_line, resolve_torch_device
+from mediafind.models.common import (
+    LazyModel,
+    load_cached_first,
+    one_line,
+    resolve_torch_device,
+)
 
 if TYPE_CHECKING:
     import numpy as np
@@ -72,7 +76,7 @@ def audio_model_key(spec: AudioModelSpec) -> str:
     return f"clap:local:{digest.hexdigest()}"
 
 
-class ClapEmbedder:
+class ClapEmbedder(LazyModel[tuple[Any, Any, str]]):
     """A CLAP model: audio tower for sound windows, text tower for queries.
 
     Loads on first use; returns L2-normalised float32 rows.
@@ -81,20 +85,12 @@ class ClapEmbedder:
     modality = "audio"
 
     def __init__(self, spec: str | AudioModelSpec, device: str = "auto") -> None:
+        super().__init__(device)
         self.spec = parse_audio_spec(spec) if isinstance(spec, str) else spec
-        self.device_name = device
-        self._lock = threading.Lock()
-        self._loaded: tuple[Any, Any, str] | None = None
 
     @property
     def key(self) -> str:
         return audio_model_key(self.spec)
-
-    def _load(self) -> tuple[Any, Any, str]:
-        with self._lock:
-            if self._loaded is None:
-                self._loaded = self._create()
-            return self._loaded
 
     def _create(self) -> tuple[Any, Any, str]:
         device = resolve_torch_device(self.device_name)
@@ -144,13 +140,8 @@ class ClapEmbedder:
         return float(extractor.nb_max_samples) / float(extractor.sampling_rate)
 
     @property
-    def dim(self) -> int:
-        return int(self.embed_texts(["dimension probe"]).shape[1])
-
-    @property
     def batch_size(self) -> int:
-        # From the device alone: asking must not load the model.
-        return 8 if resolve_torch_device(self.device_name) == "cpu" else 64
+        return 8 if self.on_cpu() else 64
 
     def features(self, samples: np.ndarray) -> dict[str, Any]:
         """Model input for one window (mel spectrogram); safe in worker threads."""

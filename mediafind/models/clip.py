@@ -11,7 +11,6 @@ import importlib.util
 import json
 import os
 import sys
-import threading
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -19,7 +18,12 @@ from typing import TYPE_CHECKING, Any
 
 from mediafind.errors import MediafindError, ModelUnavailableError, UsageError
 from mediafind.hashing import content_hash
-from mediafind.models.common import load_cached_first, one_line, resolve_torch_device
+from mediafind.models.common import (
+    LazyModel,
+    load_cached_first,
+    one_line,
+    resolve_torch_device,
+)
 
 if TYPE_CHECKING:
     import numpy as np
@@ -162,7 +166,7 @@ def model_key(spec: ModelSpec) -> str:
     return f"open_clip:{spec.name}:{spec.pretrained}"
 
 
-class ClipEmbedder:
+class ClipEmbedder(LazyModel[tuple[Any, Any, Any, str]]):
     """An open_clip model: image tower for photos and frames, text tower for queries.
 
     Loads its weights on first use. `embed_*` return L2-normalised float32 rows,
@@ -172,20 +176,12 @@ class ClipEmbedder:
     modality = "visual"
 
     def __init__(self, spec: str | ModelSpec, device: str = "auto") -> None:
+        super().__init__(device)
         self.spec = parse_spec(spec) if isinstance(spec, str) else spec
-        self.device_name = device
-        self._lock = threading.Lock()
-        self._loaded: tuple[Any, Any, Any, str] | None = None
 
     @property
     def key(self) -> str:
         return model_key(self.spec)
-
-    def _load(self) -> tuple[Any, Any, Any, str]:
-        with self._lock:
-            if self._loaded is None:
-                self._loaded = self._create()
-            return self._loaded
 
     def _create(self) -> tuple[Any, Any, Any, str]:
         open_clip = _import_open_clip(self.spec)
@@ -265,13 +261,8 @@ class ClipEmbedder:
         return int(size[0] if isinstance(size, (tuple, list)) else size)
 
     @property
-    def dim(self) -> int:
-        return int(self.embed_texts(["dimension probe"]).shape[1])
-
-    @property
     def batch_size(self) -> int:
-        # From the device alone: asking must not load the model.
-        return 32 if resolve_torch_device(self.device_name) == "cpu" else 128
+        return 32 if self.on_cpu() else 128
 
     def preprocess(self, image: Image) -> Any:
         """Model input for one decoded image; safe to call from worker threads."""

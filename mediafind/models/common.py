@@ -3,12 +3,47 @@
 from __future__ import annotations
 
 import contextlib
-from collections.abc import Callable, Iterator
-from typing import TypeVar
+import threading
+from collections.abc import Callable, Iterator, Sequence
+from typing import Any, Generic, TypeVar
 
 from mediafind.errors import DeviceError, ModelUnavailableError, UsageError
 
 T = TypeVar("T")
+Loaded = TypeVar("Loaded")
+
+
+class LazyModel(Generic[Loaded]):
+    """A model whose weights load on first use, once, even from several threads.
+
+    Subclasses build what they need in `_create` and embed text with
+    `embed_texts`; `dim` and `on_cpu` then need nothing more.
+    """
+
+    def __init__(self, device: str) -> None:
+        self.device_name = device
+        self._lock = threading.Lock()
+        self._loaded: Loaded | None = None
+
+    def _create(self) -> Loaded:
+        raise NotImplementedError
+
+    def _load(self) -> Loaded:
+        with self._lock:
+            if self._loaded is None:
+                self._loaded = self._create()
+            return self._loaded
+
+    def embed_texts(self, texts: Sequence[str]) -> Any:
+        raise NotImplementedError
+
+    @property
+    def dim(self) -> int:
+        return int(self.embed_texts(["dimension probe"]).shape[1])
+
+    def on_cpu(self) -> bool:
+        """Whether the model runs on the CPU; asking does not load it."""
+        return resolve_torch_device(self.device_name) == "cpu"
 
 
 def resolve_torch_device(name: str) -> str:
