@@ -59,11 +59,29 @@ def config_path() -> Path:
     return Path(platformdirs.user_config_dir(APP_NAME)) / "config.toml"
 
 
+_read: dict[tuple[Path, int, int], dict[str, Any]] = {}
+
+
 def file_settings() -> dict[str, Any]:
-    """The config file's settings, checked; {} when there is no file."""
+    """The config file's settings, checked; {} when there is no file.
+
+    Read once per version of the file: one command asks for several settings.
+    """
     path = config_path()
-    if not path.is_file():
+    try:
+        info = path.stat()
+    except OSError:
         return {}
+    if not path.is_file():
+        return {}  # a folder where the file should be: nothing to read
+    version = (path, info.st_mtime_ns, info.st_size)
+    if version not in _read:
+        _read.clear()
+        _read[version] = _parse_settings(path)
+    return _read[version]
+
+
+def _parse_settings(path: Path) -> dict[str, Any]:
     if sys.version_info >= (3, 11):
         import tomllib
     else:
