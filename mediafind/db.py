@@ -24,6 +24,8 @@ BUSY_TIMEOUT_MS = 15_000
 
 # sqlite-vec refuses k above this in a KNN query.
 KNN_MAX_K = 4096
+# Vectors sampled to describe a space's score distribution (search.py).
+STATS_SAMPLE = 20_000
 
 
 @dataclass(frozen=True)
@@ -361,12 +363,6 @@ class Store:
             for row in rows:
                 found[row[1]] = FileRecord(*row)
         return found
-
-    def file_by_path(self, path: str) -> FileRecord | None:
-        row = self.conn.execute(
-            f"SELECT {self._FILE_COLUMNS} FROM files WHERE path = ?", (path,)
-        ).fetchone()
-        return FileRecord(*row) if row else None
 
     def path_of(self, file_id: int) -> str | None:
         row = self.conn.execute("SELECT path FROM files WHERE id = ?", (file_id,)).fetchone()
@@ -740,6 +736,22 @@ class Store:
         if not blobs:
             return np.zeros((0, space.dim), dtype=np.float32)
         return np.frombuffer(b"".join(blobs), dtype=np.float32).reshape(len(blobs), space.dim)
+
+    def compute_stats(self, space: Space) -> tuple[int, Any, Any] | None:
+        """(vectors, mean, covariance) of the space, from an even sample; None when empty."""
+        sample = self.sample_vectors(space, STATS_SAMPLE)
+        if len(sample) == 0:
+            return None
+        mean = sample.mean(axis=0)
+        centered = sample - mean
+        covariance = centered.T @ centered / max(1, len(sample) - 1)
+        return self.vector_count(space), mean, covariance
+
+    def update_stats(self, space: Space) -> None:
+        """Store the space's statistics (for calibrated search scores)."""
+        stats = self.compute_stats(space)
+        if stats is not None:
+            self.save_stats(space, *stats)
 
     def save_stats(self, space: Space, vectors: int, mean: Any, covariance: Any) -> None:
         with self.transaction():

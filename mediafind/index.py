@@ -34,8 +34,6 @@ from mediafind.scan import FoundFile, is_under, normalize_roots, scan
 
 # Which models see which kinds of file.
 MODALITIES = {"image": ("visual",), "video": ("visual", "audio"), "audio": ("audio",)}
-# Vectors of sample used to describe a space's score distribution (search.py).
-STATS_SAMPLE = 20_000
 
 
 @dataclass
@@ -484,18 +482,6 @@ def _plan(
     return tasks, unchanged
 
 
-def _update_stats(store: Store, space: Space) -> None:
-    """Describe the space's vectors (mean, covariance) for calibrated search scores."""
-
-    sample = store.sample_vectors(space, STATS_SAMPLE)
-    if len(sample) == 0:
-        return
-    mean = sample.mean(axis=0)
-    centered = sample - mean
-    covariance = centered.T @ centered / max(1, len(sample) - 1)
-    store.save_stats(space, store.vector_count(space), mean, covariance)
-
-
 def index_paths(
     store: Store,
     paths: Sequence[str | os.PathLike[str]],
@@ -564,7 +550,7 @@ def index_paths(
             if pending == 0:
                 store.activate_space(space)
         if tasks or run.summary.removed:
-            _update_stats(store, space)
+            store.update_stats(space)
     store.record_roots(roots, time.time())
     run.summary.elapsed = time.monotonic() - started
     return run.summary

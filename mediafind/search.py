@@ -333,15 +333,9 @@ class _Calibration:
     def __init__(self, store: Store, space: Space, query: np.ndarray) -> None:
         import numpy as np
 
-        stats = store.load_stats(space)
-        if stats is None:
-            sample = store.sample_vectors(space, 20_000)
-            mean = sample.mean(axis=0) if len(sample) else np.zeros(space.dim, np.float32)
-            centered = sample - mean
-            covariance = centered.T @ centered / max(1, len(sample) - 1)
-            count = len(sample)
-        else:
-            count, mean, covariance = stats
+        # Stored after each index run; computed here for an index that has none yet.
+        stats = store.load_stats(space) or store.compute_stats(space)
+        count, mean, covariance = stats if stats is not None else (0, None, None)
         if count < MIN_STATS_VECTORS:
             self.center, self.spread = 0.0, 1.0
         else:

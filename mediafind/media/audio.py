@@ -43,7 +43,6 @@ class AudioReport:
     duration: float = 0.0
     windows: int = 0
     silent: int = 0
-    has_audio: bool = True
     problem: str | None = None
     captured_at: float | None = None
 
@@ -107,7 +106,6 @@ def audio_windows(
         report.captured_at = container_capture_time(container)
         stream = default_audio_stream(container)
         if stream is None:
-            report.has_audio = False
             return
         buffer = np.zeros(0, dtype=np.float32)
         offset = 0  # sample index of buffer[0]

@@ -27,7 +27,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from mediafind.errors import MediaError
@@ -68,7 +68,6 @@ class SampledVideo:
     problem: str | None = None  # set when only part of the file could be decoded
     keyframes_decoded: int = 0
     probes_decoded: int = 0
-    notes: list[str] = field(default_factory=list)
     captured_at: float | None = None
 
 
@@ -236,8 +235,7 @@ def _keyframes(
             try:
                 frames = codec.decode(packet)
             except av.error.InvalidDataError:
-                sampled.notes.append("skipped a damaged keyframe")
-                continue
+                continue  # one damaged keyframe: the next one will do
             for frame in frames:
                 sampled.keyframes_decoded += 1
                 last = timeline.of(frame)

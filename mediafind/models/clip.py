@@ -251,10 +251,6 @@ class ClipEmbedder(LazyModel[tuple[Any, Any, Any, str]]):
         )
 
     @property
-    def device(self) -> str:
-        return self._load()[3]
-
-    @property
     def image_size(self) -> int:
         model = self._load()[0]
         size = model.visual.image_size
