@@ -80,6 +80,11 @@ class Modality(str, Enum):
     audio = "audio"
 
 
+class Precision(str, Enum):
+    fp32 = "fp32"
+    int8 = "int8"
+
+
 DbOption = Annotated[
     Path | None,
     typer.Option(
@@ -113,6 +118,14 @@ AudioModelOption = Annotated[
             f"else {config.DEFAULT_AUDIO_MODEL}"
         ),
         show_default=False,
+    ),
+]
+VerboseOption = Annotated[
+    bool,
+    typer.Option(
+        "--verbose",
+        "-v",
+        help="Also say how models ran: conversions for the CPU fast path, fallbacks to torch.",
     ),
 ]
 DeviceOption = Annotated[
@@ -180,14 +193,29 @@ def index(
             help="Longest stretch of a video without an embedded frame.",
         ),
     ] = 10.0,
+    precision: Annotated[
+        Precision | None,
+        typer.Option(
+            "--precision",
+            help=(
+                "int8: about twice as fast on the CPU, slightly less exact; remembered by the "
+                "index. Default: the index's own, else fp32."
+            ),
+            show_default=False,
+        ),
+    ] = None,
     verbose: Annotated[
         bool,
-        typer.Option("--verbose", "-v", help="Print the summary even when run without a terminal."),
+        typer.Option(
+            "--verbose",
+            "-v",
+            help="Print the summary even without a terminal, and how models ran.",
+        ),
     ] = False,
 ) -> None:
     """Index the photos, videos and recordings under PATHS; only what changed is embedded."""
     from mediafind.db import Store
-    from mediafind.index import IndexOptions, choose_model, index_paths
+    from mediafind.index import IndexOptions, choose_model, choose_precision, index_paths
     from mediafind.models.clap import ClapEmbedder
     from mediafind.models.clip import ClipEmbedder
     from mediafind.output import IndexReporter, stderr_line, summary_line
@@ -208,7 +236,10 @@ def index(
                 stderr_line(f"mediafind: warning: {root}: not found (unmounted?); its files kept")
         chosen_device = config.resolve_device(device)
         spec = choose_model(store, config.requested_model(model), config.DEFAULT_MODEL)
-        embedder = ClipEmbedder(spec, device=chosen_device)
+        asked = precision.value if precision else None
+        embedder = ClipEmbedder(
+            spec, device=chosen_device, precision=choose_precision(store, asked)
+        )
         audio_embedder = None
         if not no_audio:
             audio_spec = choose_model(
@@ -217,12 +248,28 @@ def index(
                 config.DEFAULT_AUDIO_MODEL,
                 modality="audio",
             )
-            audio_embedder = ClapEmbedder(audio_spec, device=chosen_device)
+            audio_embedder = ClapEmbedder(
+                audio_spec,
+                device=chosen_device,
+                precision=choose_precision(store, asked, modality="audio"),
+            )
         with IndexReporter() as reporter:
-            summary = index_paths(store, targets, embedder, options, reporter, audio_embedder)
+            try:
+                summary = index_paths(store, targets, embedder, options, reporter, audio_embedder)
+            finally:
+                if verbose:
+                    _print_notes(embedder, audio_embedder)
     # Quiet in cron (no paths, no terminal) unless asked; always by hand.
     if paths or verbose or sys.stderr.isatty():
         stderr_line(summary_line(summary))
+
+
+def _print_notes(*models: Any) -> None:
+    from mediafind.output import stderr_line
+
+    for model in models:
+        for note in getattr(model, "notes", ()):
+            stderr_line(f"mediafind: note: {note}")
 
 
 LimitOption = Annotated[
@@ -352,6 +399,7 @@ def _search_and_print(
     model: str | None,
     audio_model: str | None,
     device: str | None,
+    verbose: bool = False,
 ) -> None:
     from mediafind.db import Store
     from mediafind.output import print_results
@@ -368,19 +416,23 @@ def _search_and_print(
             config.requested_audio_model(audio_model),
             config.resolve_device(device),
         )
-        results = run_search(
-            store,
-            query.text,
-            searchers,
-            like=[parse_example(item) for item in query.like],
-            like_weight=query.like_weight,
-            parts=parts,
-            min_score=query.min_score,
-            limit=config.resolve_limit(query.limit),
-            kinds=[k.value for k in query.kinds],
-            modalities=[m.value for m in query.modalities],
-            filters=make_filters(**query.filters),
-        )
+        try:
+            results = run_search(
+                store,
+                query.text,
+                searchers,
+                like=[parse_example(item) for item in query.like],
+                like_weight=query.like_weight,
+                parts=parts,
+                min_score=query.min_score,
+                limit=config.resolve_limit(query.limit),
+                kinds=[k.value for k in query.kinds],
+                modalities=[m.value for m in query.modalities],
+                filters=make_filters(**query.filters),
+            )
+        finally:
+            if verbose:
+                _print_notes(searchers.visual, searchers.audio)
     print_results(results, style, output.template, output.null)
     if not results:
         raise typer.Exit(EXIT_NOT_FOUND)
@@ -438,6 +490,7 @@ def search(
     model: ModelOption = None,
     audio_model: AudioModelOption = None,
     device: DeviceOption = None,
+    verbose: VerboseOption = False,
 ) -> None:
     """Find the photos, video moments and sounds that best match QUERY (or --like FILE)."""
     query_ = _Query(
@@ -453,7 +506,7 @@ def search(
         filters=_filters(folder, since, until, min_duration, max_duration),
     )
     output = _Output(as_json, jsonl, paths, template, null)
-    _search_and_print(query_, output, db, model, audio_model, device)
+    _search_and_print(query_, output, db, model, audio_model, device, verbose)
 
 
 @app.command()

@@ -35,6 +35,8 @@ ENV_MODEL = "MEDIAFIND_MODEL"
 ENV_DEVICE = "MEDIAFIND_DEVICE"
 ENV_SQLITE_DRIVER = "MEDIAFIND_SQLITE_DRIVER"
 ENV_CONFIG = "MEDIAFIND_CONFIG"
+ENV_CACHE = "MEDIAFIND_CACHE"
+ENV_RUNTIME = "MEDIAFIND_RUNTIME"
 
 DEFAULT_LIMIT = 20
 OUTPUT_STYLES = ("table", "json", "jsonl", "paths")
@@ -43,12 +45,15 @@ CONFIG_KEYS: dict[str, type] = {
     "model": str,
     "audio_model": str,
     "device": str,
+    "runtime": str,
     "exclude": list,
     "limit": int,
     "output": str,
 }
 
 DEVICES = ("auto", "cpu", "cuda", "mps")
+# "auto" runs models on the CPU with ONNX Runtime when they convert, else torch.
+RUNTIMES = ("auto", "torch")
 
 
 def config_path() -> Path:
@@ -102,6 +107,8 @@ def _parse_settings(path: Path) -> dict[str, Any]:
         raise UsageError(f"config file {path}: exclude must be a list of glob strings")
     if settings.get("output", "table") not in OUTPUT_STYLES:
         raise UsageError(f"config file {path}: output must be one of {', '.join(OUTPUT_STYLES)}")
+    if settings.get("runtime", "auto") not in RUNTIMES:
+        raise UsageError(f"config file {path}: runtime must be one of {', '.join(RUNTIMES)}")
     if settings.get("limit", 1) < 1:
         raise UsageError(f"config file {path}: limit must be at least 1")
     return settings
@@ -137,6 +144,23 @@ def requested_audio_model(flag: str | None = None) -> str | None:
 def resolve_device(flag: str | None = None) -> str:
     """--device, else $MEDIAFIND_DEVICE, else the config file, else auto."""
     return flag or os.environ.get(ENV_DEVICE) or file_settings().get("device") or "auto"
+
+
+def resolve_runtime() -> str:
+    """$MEDIAFIND_RUNTIME, else the config file, else auto: whether CPU work may
+    use the ONNX Runtime fast path ("auto") or must use torch ("torch")."""
+    value = (os.environ.get(ENV_RUNTIME) or file_settings().get("runtime") or "auto").lower()
+    if value not in RUNTIMES:
+        raise UsageError(f"{ENV_RUNTIME}={value!r}: expected one of {', '.join(RUNTIMES)}")
+    return value
+
+
+def cache_root() -> Path:
+    """Where converted models live: $MEDIAFIND_CACHE, else the per-user cache folder."""
+    value = os.environ.get(ENV_CACHE)
+    if value:
+        return Path(value).expanduser().absolute()
+    return Path(platformdirs.user_cache_dir(APP_NAME)) / "models"
 
 
 def resolve_excludes(flags: list[str] | None) -> tuple[str, ...]:

@@ -43,6 +43,11 @@ class Space:
     def table(self) -> str:
         return f"vec_space_{self.id}"
 
+    @property
+    def precision(self) -> str:
+        """The precision its vectors were made in: int8 is part of the model key."""
+        return "int8" if self.model_key.endswith("#int8") else "fp32"
+
 
 @dataclass(frozen=True)
 class FileRecord:

@@ -155,6 +155,23 @@ def choose_model(
     return default
 
 
+def choose_precision(store: Store | None, requested: str | None, modality: str = "visual") -> str:
+    """--precision when given, else what the index was built with, else fp32.
+
+    A modality new to the index follows the other's precision, so that
+    `--precision int8` once is remembered for everything the index holds.
+    """
+    if requested:
+        return requested
+    if store is not None:
+        own = store.active_space(modality)
+        others = [store.active_space(m) for m in ("visual", "audio") if m != modality]
+        for space in (own, *others):
+            if space is not None:
+                return space.precision
+    return "fp32"
+
+
 def existing_space(store: Store, embedder: Any, *, reembed: bool) -> Space | None:
     """The space holding `embedder`'s vectors, if any; refuses to mix two models.
 
@@ -166,6 +183,13 @@ def existing_space(store: Store, embedder: Any, *, reembed: bool) -> Space | Non
     if active is not None and active.model_key == key:
         return active
     flag = "--model" if modality == "visual" else "--audio-model"
+    if active is not None and not reembed and active.model == embedder.spec.text:
+        wanted, held = embedder.precision, active.precision
+        raise ModelMismatchError(
+            f"the index {store.path} holds {held} {modality} vectors of {active.model}, not "
+            f"{wanted} ones, and the two are not mixed; to switch, re-embed every file with: "
+            f"mediafind index --precision {wanted} --reembed FOLDER..."
+        )
     if active is not None and not reembed:
         raise ModelMismatchError(
             f"the index {store.path} holds {modality} vectors from model {active.model}, not "

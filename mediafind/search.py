@@ -112,9 +112,18 @@ def searchers_for_index(
         audio is None or not store.has_vectors(audio)
     ):
         raise _empty(store)
+    # Queries are embedded in the precision the index was built with.
     return Searchers(
-        visual=ClipEmbedder(requested or visual.model, device=device) if visual else None,
-        audio=ClapEmbedder(requested_audio or audio.model, device=device) if audio else None,
+        visual=(
+            ClipEmbedder(requested or visual.model, device=device, precision=visual.precision)
+            if visual
+            else None
+        ),
+        audio=(
+            ClapEmbedder(requested_audio or audio.model, device=device, precision=audio.precision)
+            if audio
+            else None
+        ),
     )
 
 

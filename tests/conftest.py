@@ -48,15 +48,27 @@ def other_clap(tmp_path_factory: pytest.TempPathFactory) -> str:
     return str(build_tiny_clap(tmp_path_factory.mktemp("other-clap"), seed=1))
 
 
+@pytest.fixture(scope="session")
+def model_cache(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """Converted models, shared by the session so each tiny model converts once."""
+    return tmp_path_factory.mktemp("model-cache")
+
+
 @pytest.fixture(autouse=True)
 def isolated_env(
-    monkeypatch: pytest.MonkeyPatch, tmp_path: Path, tiny_clip: str, tiny_clap: str
+    monkeypatch: pytest.MonkeyPatch,
+    tmp_path: Path,
+    tiny_clip: str,
+    tiny_clap: str,
+    model_cache: Path,
 ) -> Iterator[None]:
     monkeypatch.setenv("MEDIAFIND_DB", str(tmp_path / "index.db"))
     monkeypatch.setenv("MEDIAFIND_MODEL", tiny_clip)
     monkeypatch.setenv("MEDIAFIND_AUDIO_MODEL", tiny_clap)
     monkeypatch.setenv("MEDIAFIND_CONFIG", str(tmp_path / "config.toml"))
     monkeypatch.setenv("MEDIAFIND_DEVICE", "cpu")
+    monkeypatch.setenv("MEDIAFIND_CACHE", str(model_cache))
+    monkeypatch.delenv("MEDIAFIND_RUNTIME", raising=False)
     monkeypatch.delenv("MEDIAFIND_SQLITE_DRIVER", raising=False)
     monkeypatch.setenv("HF_HUB_OFFLINE", "1")
     monkeypatch.setenv("HF_HOME", str(tmp_path / "hf-home"))

@@ -15,6 +15,8 @@ from typing import TYPE_CHECKING, Any
 
 from mediafind.errors import MediafindError, ModelUnavailableError, UsageError
 from mediafind.hashing import content_hash
+from mediafind.models import fast
+from mediafind.models.clap_fast import FastClap
 from mediafind.models.common import (
     LazyModel,
     load_cached_first,
@@ -76,35 +78,81 @@ def audio_model_key(spec: AudioModelSpec) -> str:
     return f"clap:local:{digest.hexdigest()}"
 
 
-class ClapEmbedder(LazyModel[tuple[Any, Any, str]]):
+class _TorchClap:
+    """A CLAP model run by torch: any device."""
+
+    def __init__(self, model: Any, processor: Any, device: str) -> None:
+        self.model, self.processor, self.device = model, processor, device
+        extractor = processor.feature_extractor
+        self.rate = int(extractor.sampling_rate)
+        self.window_seconds = float(extractor.nb_max_samples) / float(extractor.sampling_rate)
+        self.batch_size = 8 if device == "cpu" else 64
+
+    @property
+    def dim(self) -> int:
+        return int(self.embed_texts(["dimension probe"]).shape[1])
+
+    def features(self, samples: np.ndarray) -> dict[str, Any]:
+        extractor = self.processor.feature_extractor
+        return dict(extractor(samples, sampling_rate=self.rate, return_tensors="pt"))
+
+    def embed_features(self, inputs: Sequence[dict[str, Any]]) -> np.ndarray:
+        import torch
+
+        batch = {k: torch.cat([item[k] for item in inputs]).to(self.device) for k in inputs[0]}
+        with torch.inference_mode():
+            output = self.model.get_audio_features(**batch)
+        return _unit_rows(output)
+
+    def embed_texts(self, texts: Sequence[str]) -> np.ndarray:
+        import torch
+
+        tokenizer = self.processor.tokenizer
+        tokens = tokenizer(list(texts), padding=True, truncation=True, return_tensors="pt")
+        with torch.inference_mode():
+            output = self.model.get_text_features(
+                **{k: v.to(self.device) for k, v in tokens.items()}
+            )
+        return _unit_rows(output)
+
+
+class ClapEmbedder(LazyModel[_TorchClap, FastClap]):
     """A CLAP model: audio tower for sound windows, text tower for queries.
 
-    Loads on first use; returns L2-normalised float32 rows.
+    Loads on first use, on torch or ONNX Runtime (see `LazyModel`); returns
+    L2-normalised float32 rows.
     """
 
     modality = "audio"
 
-    def __init__(self, spec: str | AudioModelSpec, device: str = "auto") -> None:
-        super().__init__(device)
+    def __init__(
+        self, spec: str | AudioModelSpec, device: str = "auto", precision: str = "fp32"
+    ) -> None:
+        super().__init__(device, precision)
         self.spec = parse_audio_spec(spec) if isinstance(spec, str) else spec
 
     @property
-    def key(self) -> str:
+    def name(self) -> str:
+        return self.spec.text
+
+    def _base_key(self) -> str:
         return audio_model_key(self.spec)
 
-    def _create(self) -> tuple[Any, Any, str]:
+    def _create(self) -> _TorchClap:
         device = resolve_torch_device(self.device_name)
+        model, processor, _ = self._build_cached()
+        model.to(device).eval()
+        return _TorchClap(model, processor, device)
+
+    def _build_cached(self) -> tuple[Any, Any, list[Path]]:
         if self.spec.local:
             _check_folder(self.spec)
-            model, processor = self._build(local_only=True)
-        else:
-            model, processor = load_cached_first(
-                lambda cache_only: self._build(local_only=cache_only), self._unavailable_message
-            )
-        model.to(device).eval()
-        return model, processor, device
+            return self._build(local_only=True)
+        return load_cached_first(
+            lambda cache_only: self._build(local_only=cache_only), self._unavailable_message
+        )
 
-    def _build(self, *, local_only: bool) -> tuple[Any, Any]:
+    def _build(self, *, local_only: bool) -> tuple[Any, Any, list[Path]]:
         try:
             from transformers import ClapModel, ClapProcessor
             from transformers.utils import logging as transformers_logging
@@ -114,11 +162,43 @@ class ClapEmbedder(LazyModel[tuple[Any, Any, str]]):
             transformers_logging.disable_progress_bar()
             model = ClapModel.from_pretrained(self.spec.name, local_files_only=local_only)
             processor = ClapProcessor.from_pretrained(self.spec.name, local_files_only=local_only)
+            weights = self._weight_files(local_only=local_only)
         except MediafindError:
             raise
         except Exception as error:
             raise ModelUnavailableError(self._unavailable_message(error)) from error
-        return model, processor
+        return model, processor, weights
+
+    def _weight_files(self, *, local_only: bool) -> list[Path]:
+        """The weight and config files the model was loaded from."""
+        if self.spec.local:
+            folder = Path(self.spec.name)
+            return [p for p in (folder / n for n in ("config.json", *_WEIGHT_NAMES)) if p.is_file()]
+        from huggingface_hub import try_to_load_from_cache
+
+        found = []
+        for name in ("config.json", *_WEIGHT_NAMES):
+            path = try_to_load_from_cache(self.spec.name, name)
+            if isinstance(path, str):
+                found.append(Path(path))
+        return found
+
+    def _convert(self, key: str) -> tuple[Path, dict[str, Any]]:
+        try:
+            model, processor, weights = self._build_cached()
+        except ImportError as error:
+            raise fast.ConversionError(str(error)) from error
+        from mediafind.models import clap_fast
+
+        return fast.build(
+            key,
+            self.precision,
+            weights,
+            lambda folder: clap_fast.convert(model, processor, self.precision, folder),
+        )
+
+    def _open_converted(self, folder: Path, manifest: dict[str, Any]) -> FastClap:
+        return FastClap(folder, manifest)
 
     def _unavailable_message(self, error: BaseException) -> str:
         if self.spec.local:
@@ -132,43 +212,22 @@ class ClapEmbedder(LazyModel[tuple[Any, Any, str]]):
 
     @property
     def rate(self) -> int:
-        return int(self._load()[1].feature_extractor.sampling_rate)
+        return self._backend(text=False).rate
 
     @property
     def window_seconds(self) -> float:
-        extractor = self._load()[1].feature_extractor
-        return float(extractor.nb_max_samples) / float(extractor.sampling_rate)
-
-    @property
-    def batch_size(self) -> int:
-        return 8 if self.on_cpu() else 64
+        return self._backend(text=False).window_seconds
 
     def features(self, samples: np.ndarray) -> dict[str, Any]:
         """Model input for one window (mel spectrogram); safe in worker threads."""
-        extractor = self._load()[1].feature_extractor
-        return dict(extractor(samples, sampling_rate=self.rate, return_tensors="pt"))
+        return self._backend(text=False).features(samples)
 
     def embed_features(self, inputs: Sequence[dict[str, Any]]) -> np.ndarray:
-        import torch
-
-        model, _, device = self._load()
-        batch = {key: torch.cat([item[key] for item in inputs]).to(device) for key in inputs[0]}
-        with torch.inference_mode():
-            output = model.get_audio_features(**batch)
-        return _unit_rows(output)
+        return self._backend(text=False).embed_features(inputs)
 
     def embed_audio(self, windows: Sequence[np.ndarray]) -> np.ndarray:
-        return self.embed_features([self.features(window) for window in windows])
-
-    def embed_texts(self, texts: Sequence[str]) -> np.ndarray:
-        import torch
-
-        model, processor, device = self._load()
-        tokenizer = processor.tokenizer
-        tokens = tokenizer(list(texts), padding=True, truncation=True, return_tensors="pt")
-        with torch.inference_mode():
-            output = model.get_text_features(**{k: v.to(device) for k, v in tokens.items()})
-        return _unit_rows(output)
+        backend = self._backend(text=False)
+        return backend.embed_features([backend.features(window) for window in windows])
 
 
 def _unit_rows(output: Any) -> np.ndarray:

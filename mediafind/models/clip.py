@@ -18,6 +18,8 @@ from typing import TYPE_CHECKING, Any
 
 from mediafind.errors import MediafindError, ModelUnavailableError, UsageError
 from mediafind.hashing import content_hash
+from mediafind.models import fast
+from mediafind.models.clip_fast import FastClip
 from mediafind.models.common import (
     LazyModel,
     load_cached_first,
@@ -89,6 +91,11 @@ def _local_weights(folder: Path) -> Path | None:
             return folder / name
     candidates = sorted(p for p in folder.iterdir() if p.suffix in _WEIGHT_SUFFIXES)
     return candidates[0] if candidates else None
+
+
+def _weights_of(folder: Path) -> list[Path]:
+    weights = _local_weights(folder)
+    return [weights] if weights is not None else []
 
 
 def _check_local_dir(spec: ModelSpec) -> Path:
@@ -166,50 +173,99 @@ def model_key(spec: ModelSpec) -> str:
     return f"open_clip:{spec.name}:{spec.pretrained}"
 
 
-class ClipEmbedder(LazyModel[tuple[Any, Any, Any, str]]):
+class _TorchClip:
+    """An open_clip model run by torch: any device, any model."""
+
+    batch_size = 32
+
+    def __init__(self, model: Any, preprocess: Any, tokenizer: Any, device: str) -> None:
+        self.model, self.transform, self.tokenizer, self.device = (
+            model,
+            preprocess,
+            tokenizer,
+            device,
+        )
+        if device != "cpu":
+            self.batch_size = 128
+        size = model.visual.image_size
+        self.image_size = int(size[0] if isinstance(size, (tuple, list)) else size)
+
+    @property
+    def dim(self) -> int:
+        return int(self.embed_texts(["dimension probe"]).shape[1])
+
+    def preprocess(self, image: Image) -> Any:
+        return self.transform(image)
+
+    def embed_preprocessed(self, tensors: Sequence[Any]) -> np.ndarray:
+        import torch
+
+        with torch.inference_mode():
+            batch = torch.stack(list(tensors)).to(self.device)
+            features = self.model.encode_image(batch, normalize=True)
+        return features.float().cpu().numpy()
+
+    def embed_texts(self, texts: Sequence[str]) -> np.ndarray:
+        import torch
+
+        with torch.inference_mode():
+            tokens = self.tokenizer(list(texts)).to(self.device)
+            features = self.model.encode_text(tokens, normalize=True)
+        return features.float().cpu().numpy()
+
+
+class ClipEmbedder(LazyModel[_TorchClip, FastClip]):
     """An open_clip model: image tower for photos and frames, text tower for queries.
 
-    Loads its weights on first use. `embed_*` return L2-normalised float32 rows,
-    so that cosine similarity is a dot product.
+    Loads its weights on first use, on torch or ONNX Runtime (see `LazyModel`).
+    `embed_*` return L2-normalised float32 rows, so that cosine similarity is
+    a dot product.
     """
 
     modality = "visual"
 
-    def __init__(self, spec: str | ModelSpec, device: str = "auto") -> None:
-        super().__init__(device)
+    def __init__(
+        self, spec: str | ModelSpec, device: str = "auto", precision: str = "fp32"
+    ) -> None:
+        super().__init__(device, precision)
         self.spec = parse_spec(spec) if isinstance(spec, str) else spec
 
     @property
-    def key(self) -> str:
+    def name(self) -> str:
+        return self.spec.text
+
+    def _base_key(self) -> str:
         return model_key(self.spec)
 
-    def _create(self) -> tuple[Any, Any, Any, str]:
+    def _create(self) -> _TorchClip:
         open_clip = _import_open_clip(self.spec)
         device = resolve_torch_device(self.device_name)
-        if self.spec.source == "local-dir":
-            loaded = self._build(open_clip, device)
-        else:
-            loaded = load_cached_first(
-                lambda cache_only: self._build(open_clip, device), self._unavailable_message
-            )
-        model, preprocess, tokenizer = loaded
+        model, preprocess, tokenizer, _ = self._build_cached(open_clip, device)
         model.eval()
-        return model, preprocess, tokenizer, device
+        return _TorchClip(model, preprocess, tokenizer, device)
 
-    def _build(self, open_clip: Any, device: str) -> tuple[Any, Any, Any]:
+    def _build_cached(self, open_clip: Any, device: str) -> tuple[Any, Any, Any, list[Path]]:
+        if self.spec.source == "local-dir":
+            return self._build(open_clip, device)
+        return load_cached_first(
+            lambda cache_only: self._build(open_clip, device), self._unavailable_message
+        )
+
+    def _build(self, open_clip: Any, device: str) -> tuple[Any, Any, Any, list[Path]]:
         spec = self.spec
         try:
             if spec.source == "local-dir":
-                _check_local_dir(spec)
+                folder = _check_local_dir(spec)
                 model, _, preprocess = open_clip.create_model_and_transforms(
                     spec.open_clip_name, device=device
                 )
+                weights = [folder / "open_clip_config.json", *_weights_of(folder)]
             elif spec.source == "hf-hub":
                 # open_clip only logs a warning when hub weights cannot be fetched
                 # and goes on with random ones; fetch them first so that is an error.
                 from open_clip.pretrained import download_pretrained_from_hf
 
-                download_pretrained_from_hf(spec.name)
+                weights = [Path(download_pretrained_from_hf(spec.name))]
                 model, _, preprocess = open_clip.create_model_and_transforms(
                     spec.open_clip_name, device=device
                 )
@@ -218,12 +274,20 @@ class ClipEmbedder(LazyModel[tuple[Any, Any, Any, str]]):
                 model, _, preprocess = open_clip.create_model_and_transforms(
                     spec.name, pretrained=spec.pretrained, device=device
                 )
+                weights = self._pretrained_file(open_clip)
             tokenizer = open_clip.get_tokenizer(spec.open_clip_name)
         except MediafindError:
             raise
         except Exception as error:
             raise ModelUnavailableError(self._unavailable_message(error)) from error
-        return model, preprocess, tokenizer
+        return model, preprocess, tokenizer, weights
+
+    def _pretrained_file(self, open_clip: Any) -> list[Path]:
+        """The cached weight file of a NAME:PRETRAINED model (already downloaded)."""
+        from open_clip.pretrained import download_pretrained, get_pretrained_cfg
+
+        path = download_pretrained(get_pretrained_cfg(self.spec.name, self.spec.pretrained or ""))
+        return [Path(path)] if path else []
 
     def _check_pretrained_tag(self, open_clip: Any) -> None:
         spec = self.spec
@@ -250,37 +314,36 @@ class ClipEmbedder(LazyModel[tuple[Any, Any, Any, str]]):
             "machine and use --model local-dir:/path/to/folder"
         )
 
-    @property
-    def image_size(self) -> int:
-        model = self._load()[0]
-        size = model.visual.image_size
-        return int(size[0] if isinstance(size, (tuple, list)) else size)
+    def _convert(self, key: str) -> tuple[Path, dict[str, Any]]:
+        try:
+            open_clip = _import_open_clip(self.spec)
+        except ImportError as error:
+            raise fast.ConversionError(str(error)) from error
+        model, preprocess, tokenizer, weights = self._build_cached(open_clip, "cpu")
+        model.eval()
+        from mediafind.models import clip_fast
+
+        return fast.build(
+            key,
+            self.precision,
+            weights,
+            lambda folder: clip_fast.convert(model, preprocess, tokenizer, self.precision, folder),
+        )
+
+    def _open_converted(self, folder: Path, manifest: dict[str, Any]) -> FastClip:
+        return FastClip(folder, manifest)
 
     @property
-    def batch_size(self) -> int:
-        return 32 if self.on_cpu() else 128
+    def image_size(self) -> int:
+        return self._backend(text=False).image_size
 
     def preprocess(self, image: Image) -> Any:
         """Model input for one decoded image; safe to call from worker threads."""
-        return self._load()[1](image)
+        return self._backend(text=False).preprocess(image)
 
-    def embed_preprocessed(self, tensors: Sequence[Any]) -> np.ndarray:
-        import torch
-
-        model, _, _, device = self._load()
-        with torch.inference_mode():
-            batch = torch.stack(list(tensors)).to(device)
-            features = model.encode_image(batch, normalize=True)
-        return features.float().cpu().numpy()
+    def embed_preprocessed(self, inputs: Sequence[Any]) -> np.ndarray:
+        return self._backend(text=False).embed_preprocessed(inputs)
 
     def embed_images(self, images: Sequence[Image]) -> np.ndarray:
-        return self.embed_preprocessed([self.preprocess(image) for image in images])
-
-    def embed_texts(self, texts: Sequence[str]) -> np.ndarray:
-        import torch
-
-        model, _, tokenizer, device = self._load()
-        with torch.inference_mode():
-            tokens = tokenizer(list(texts)).to(device)
-            features = model.encode_text(tokens, normalize=True)
-        return features.float().cpu().numpy()
+        backend = self._backend(text=False)
+        return backend.embed_preprocessed([backend.preprocess(image) for image in images])

@@ -4,28 +4,83 @@ from __future__ import annotations
 
 import contextlib
 import threading
+import time
 from collections.abc import Callable, Iterator, Sequence
-from typing import Any, Generic, TypeVar
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Generic, Protocol, TypeVar
 
 from mediafind.errors import DeviceError, ModelUnavailableError, UsageError
 
 T = TypeVar("T")
-Loaded = TypeVar("Loaded")
+if TYPE_CHECKING:
+    import numpy as np
 
 
-class LazyModel(Generic[Loaded]):
+class Runner(Protocol):
+    """What runs a model's towers: torch, or ONNX Runtime on the fast path."""
+
+    @property
+    def dim(self) -> int: ...
+
+    @property
+    def batch_size(self) -> int: ...
+
+    def embed_texts(self, texts: Sequence[str]) -> np.ndarray: ...
+
+
+Loaded = TypeVar("Loaded", bound=Runner)
+Converted = TypeVar("Converted", bound=Runner)
+
+
+class LazyModel(Generic[Loaded, Converted]):
     """A model whose weights load on first use, once, even from several threads.
 
-    Subclasses build what they need in `_create` and embed text with
-    `embed_texts`; `dim` and `on_cpu` then need nothing more.
+    Two ways to run it: torch (`_create` builds it; any device, any model) and
+    the CPU fast path (`_convert` makes it once, `_open_converted` opens it;
+    see `fast`). `_backend(text)` picks: the fast path on the CPU, and for
+    text queries whenever the device is "auto" (one query is quicker on the
+    CPU than starting torch for a GPU); torch when the model cannot be
+    converted (with a note), on a GPU, or when the runtime setting says so.
+    int8 precision exists only on the fast path.
     """
 
-    def __init__(self, device: str) -> None:
+    modality = ""
+
+    def __init__(self, device: str, precision: str = "fp32") -> None:
+        from mediafind.models.fast import PRECISIONS
+
+        if precision not in PRECISIONS:
+            raise UsageError(f"--precision {precision!r}: expected one of {', '.join(PRECISIONS)}")
         self.device_name = device
+        self.precision = precision
+        # What a --verbose run tells: conversions made, fallbacks taken.
+        self.notes: list[str] = []
         self._lock = threading.Lock()
         self._loaded: Loaded | None = None
+        self._fast_lock = threading.Lock()
+        self._fast: Converted | None = None
+        self._fast_tried = False
+
+    @property
+    def name(self) -> str:
+        raise NotImplementedError
+
+    def _base_key(self) -> str:
+        raise NotImplementedError
+
+    @property
+    def key(self) -> str:
+        """What identifies the vectors: the weights, and int8 when quantised."""
+        return self._base_key() + ("#int8" if self.precision == "int8" else "")
 
     def _create(self) -> Loaded:
+        raise NotImplementedError
+
+    def _convert(self, key: str) -> tuple[Path, dict[str, Any]]:
+        """Convert the model for the fast path; raises fast.ConversionError."""
+        raise NotImplementedError
+
+    def _open_converted(self, folder: Path, manifest: dict[str, Any]) -> Converted:
         raise NotImplementedError
 
     def _load(self) -> Loaded:
@@ -34,16 +89,73 @@ class LazyModel(Generic[Loaded]):
                 self._loaded = self._create()
             return self._loaded
 
-    def embed_texts(self, texts: Sequence[str]) -> Any:
-        raise NotImplementedError
+    def _wants_fast(self, text: bool) -> bool:
+        from mediafind.config import resolve_runtime
+        from mediafind.models.fast import gpu_likely
+
+        if self.precision == "int8":
+            return True
+        if resolve_runtime() == "torch":
+            return False
+        if self.device_name == "cpu":
+            return True
+        return self.device_name == "auto" and (text or not gpu_likely())
+
+    def _backend(self, text: bool) -> Loaded | Converted:
+        if self._wants_fast(text):
+            with self._fast_lock:
+                if not self._fast_tried:
+                    self._fast_tried = True
+                    self._fast = self._open_fast()
+                if self._fast is not None:
+                    return self._fast
+        return self._load()
+
+    def _open_fast(self) -> Converted | None:
+        """The converted model, converting it first if need be; None (and a
+        note) when it cannot be converted."""
+        from mediafind.models import fast
+
+        key = self._base_key()
+        found = fast.load_manifest(key, self.precision)
+        if found is None:
+            started = time.monotonic()
+            try:
+                found = self._convert(key)
+            except fast.ConversionError as error:
+                if self.precision == "int8":
+                    raise ModelUnavailableError(
+                        f"cannot run {self.name} in int8: converting it for ONNX Runtime "
+                        f"failed ({one_line(error)}); index without --precision int8"
+                    ) from error
+                self.notes.append(
+                    f"{self.name} runs on torch: it could not be converted for ONNX "
+                    f"Runtime ({one_line(error)})"
+                )
+                return None
+            agreement = ", ".join(f"{k} {v:.5f}" for k, v in found[1]["agreement"].items())
+            self.notes.append(
+                f"converted {self.name} ({self.precision}) for ONNX Runtime in "
+                f"{time.monotonic() - started:.1f} s, once; cosine agreement with torch: "
+                f"{agreement}"
+            )
+        return self._open_converted(*found)
+
+    @property
+    def runtime(self) -> str:
+        """What embeds media: "onnxruntime" or "torch" (loads the model)."""
+        return "torch" if self._backend(text=False) is self._loaded else "onnxruntime"
 
     @property
     def dim(self) -> int:
-        return int(self.embed_texts(["dimension probe"]).shape[1])
+        return self._backend(text=True).dim
 
-    def on_cpu(self) -> bool:
-        """Whether the model runs on the CPU; asking does not load it."""
-        return resolve_torch_device(self.device_name) == "cpu"
+    @property
+    def batch_size(self) -> int:
+        return self._backend(text=False).batch_size
+
+    def embed_texts(self, texts: Sequence[str]) -> np.ndarray:
+        return self._backend(text=True).embed_texts(texts)
 
 
 def resolve_torch_device(name: str) -> str:
