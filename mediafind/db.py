@@ -24,6 +24,7 @@ BUSY_TIMEOUT_MS = 15_000
 
 # sqlite-vec refuses k above this in a KNN query.
 KNN_MAX_K = 4096
+MMAP_BYTES = 1 << 40
 # Vectors sampled to describe a space's score distribution (search.py).
 STATS_SAMPLE = 20_000
 
@@ -270,6 +271,11 @@ class Store:
             conn.execute("PRAGMA journal_mode = WAL")
             conn.execute("PRAGMA synchronous = NORMAL")
             conn.execute("PRAGMA foreign_keys = ON")
+            # Read pages through a memory map: a KNN query reads every vector,
+            # and mapping saves a system call and a copy per page (a million
+            # 512-d vectors: 0.39 s instead of 0.58 s, bench/README.md).
+            # SQLite caps the size at its compile-time limit.
+            conn.execute(f"PRAGMA mmap_size = {MMAP_BYTES}")
             _migrate(conn, path)
         except DatabaseError:
             conn.close()

@@ -13,7 +13,7 @@ import time
 from collections.abc import Sequence
 from datetime import datetime
 from pathlib import Path
-from typing import IO, Any
+from typing import IO, TYPE_CHECKING, Any
 
 from rich.console import Console
 from rich.markup import escape
@@ -29,18 +29,12 @@ from rich.style import Style
 from rich.table import Table
 from rich.text import Text
 
-from mediafind.duplicates import DuplicateGroup
-from mediafind.index import (
-    FileDone,
-    FileFailed,
-    FilePartial,
-    FolderSkipped,
-    IndexEvent,
-    IndexSummary,
-    ScanDone,
-)
-from mediafind.search import SearchResult
-from mediafind.status import IndexStatus
+if TYPE_CHECKING:
+    # Only for annotations: a search should not import the indexing pipeline.
+    from mediafind.duplicates import DuplicateGroup
+    from mediafind.index import IndexEvent, IndexSummary
+    from mediafind.search import SearchResult
+    from mediafind.status import IndexStatus
 
 
 def stderr_line(message: str) -> None:
@@ -99,6 +93,8 @@ class IndexReporter:
             self.stream.flush()
 
     def __call__(self, event: IndexEvent) -> None:
+        from mediafind.index import FileDone, FileFailed, FilePartial, FolderSkipped, ScanDone
+
         if isinstance(event, ScanDone):
             if self.console.is_terminal and event.to_process:
                 self.progress = Progress(

@@ -109,7 +109,10 @@ def test_converted_once_then_reused_and_rebuilt_when_weights_change(
 def test_conversion_failure_falls_back_to_torch_with_a_note(
     cli, tmp_path: Path, fresh_cache: Path, monkeypatch: pytest.MonkeyPatch
 ):
+    calls = []
+
     def broken_export(*args: object, **kwargs: object) -> None:
+        calls.append(args)
         raise RuntimeError("exporter says no")
 
     monkeypatch.setattr(fast, "export", broken_export)
@@ -122,6 +125,11 @@ def test_conversion_failure_falls_back_to_torch_with_a_note(
     assert quiet.exit_code == 0 and "red.jpg" in quiet.stdout
     assert "could not be converted" not in quiet.stderr  # only with --verbose
     assert not list(fresh_cache.glob("*/manifest.json"))  # nothing half-made is kept
+    # The failure is remembered: later runs go straight to torch.
+    tried = len(calls)
+    again = cli("search", "red", "--paths", "-v")
+    assert "red.jpg" in again.stdout and "exporter says no" in again.stderr
+    assert len(calls) == tried
 
 
 def test_int8_conversion_failure_is_an_error(
@@ -167,6 +175,7 @@ def test_our_tokenizer_matches_open_clip_on_varied_text(tmp_path: Path):
         "<start_of_text> literal <end_of_text>",
         "don\u2019t \u201csmart\u201d quotes, \ufb01 ligature, caf\u00c3\u00a9 mojibake",
         "x" * 300,
+        "tab\tand\nnewline, \x07bell, \x1b[31mred\x1b[0m escape, &amp;amp; twice",
     ]
     for _ in range(150):
         texts.append(

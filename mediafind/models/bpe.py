@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import html
 import itertools
+import re
 from collections.abc import Sequence
 from functools import lru_cache
 from pathlib import Path
@@ -19,6 +20,7 @@ if TYPE_CHECKING:
     import numpy as np
 
 SPECIAL_TOKENS = ("<start_of_text>", "<end_of_text>")
+_PLAIN = re.compile(r"[ -%'-~\t\n]*")  # printable ASCII but "&", tabs, newlines
 
 
 @lru_cache(maxsize=1)
@@ -41,12 +43,14 @@ def _byte_symbols() -> dict[int, str]:
 class ClipBpe:
     """Text to CLIP token ids, padded to the context length."""
 
-    def __init__(self, merges: Sequence[tuple[str, str]], context_length: int) -> None:
+    def __init__(self, merges: Sequence[str], context_length: int) -> None:
+        """`merges`: "first second" pairs, most frequent first (the symbols of
+        the byte alphabet never contain a space)."""
         import regex
 
         alphabet = list(_byte_symbols().values())
         vocab = alphabet + [symbol + "</w>" for symbol in alphabet]
-        vocab += ["".join(pair) for pair in merges]
+        vocab += [pair.replace(" ", "") for pair in merges]
         vocab += SPECIAL_TOKENS
         self.ids = {token: index for index, token in enumerate(vocab)}
         self.ranks = {pair: rank for rank, pair in enumerate(merges)}
@@ -62,9 +66,7 @@ class ClipBpe:
 
     @classmethod
     def from_file(cls, path: Path, context_length: int) -> ClipBpe:
-        lines = path.read_text(encoding="utf-8").splitlines()
-        merges = [(first, second) for first, second in (line.split(" ") for line in lines)]
-        return cls(merges, context_length)
+        return cls(path.read_text(encoding="utf-8").splitlines(), context_length)
 
     def _merge(self, word: str) -> list[str]:
         """The BPE pieces of one pre-token (lowest-ranked pair merged first)."""
@@ -75,8 +77,8 @@ class ClipBpe:
         while len(parts) > 1:
             ranked = [
                 (rank, index)
-                for index, pair in enumerate(itertools.pairwise(parts))
-                if (rank := self.ranks.get(pair)) is not None
+                for index, (first, second) in enumerate(itertools.pairwise(parts))
+                if (rank := self.ranks.get(f"{first} {second}")) is not None
             ]
             if not ranked:
                 break
@@ -96,9 +98,14 @@ class ClipBpe:
         return parts
 
     def encode(self, text: str) -> list[int]:
-        import ftfy
+        if not _PLAIN.fullmatch(text):
+            # ftfy repairs mojibake, odd quotes and control characters, none
+            # of which plain printable ASCII without HTML entities can hold:
+            # skipping it there saves a tenth of a second of start-up.
+            import ftfy
 
-        text = html.unescape(html.unescape(ftfy.fix_text(text))).strip()
+            text = ftfy.fix_text(text)
+        text = html.unescape(html.unescape(text)).strip()
         text = " ".join(text.split()).lower()
         symbols = _byte_symbols()
         ids: list[int] = []

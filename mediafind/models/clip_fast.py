@@ -100,12 +100,19 @@ class FastClip:
         return fast.run(self._session("image"), {"pixels": np.stack(list(inputs))})
 
     def tokenize(self, texts: Sequence[str]) -> np.ndarray:
+        import numpy as np
+
         with self._lock:
             if self._tokenizer is None:
                 self._tokenizer = ClipBpe.from_file(
                     self.folder / "merges.txt", int(self.manifest["text"]["context_length"])
                 )
-        return self._tokenizer(texts)
+        tokens = self._tokenizer(texts)
+        if self.manifest["text"].get("trim"):
+            # Up to the last end-of-text token: zeros after it change nothing.
+            ends = np.argmax(tokens == self._tokenizer.eot, axis=1)
+            tokens = tokens[:, : int(np.max(ends)) + 1]
+        return tokens
 
     def embed_texts(self, texts: Sequence[str]) -> np.ndarray:
         return fast.run(self._session("text"), {"tokens": self.tokenize(texts)})
@@ -165,6 +172,8 @@ def _write_merges(tokenizer: Any, folder: Path) -> dict[str, Any]:
     ):
         raise fast.ConversionError(f"its tokenizer ({type(tokenizer).__name__}) is not CLIP's BPE")
     lines = [f"{first} {second}" for first, second in tokenizer.bpe_ranks]
+    if any(len(line.split(" ")) != 2 for line in lines):
+        raise fast.ConversionError("its merges hold symbols with spaces")
     (folder / "merges.txt").write_text("\n".join(lines) + "\n", encoding="utf-8")
     return {"context_length": int(tokenizer.context_length)}
 
@@ -196,6 +205,35 @@ def convert(
         def forward(self, tokens: torch.Tensor) -> torch.Tensor:
             return self.model.encode_text(tokens, normalize=True)
 
+    class ShortTextTower(TextTower):
+        """open_clip's CLIP text tower on tokens cut after the end-of-text
+        token: its attention is causal and it reads the end token's state, so
+        the padding after it changes nothing, and a query of a few words
+        runs in a fifth of the time of 77 positions."""
+
+        def forward(self, tokens: torch.Tensor) -> torch.Tensor:
+            from open_clip.transformer import text_global_pool
+
+            m = self.model
+            length = tokens.shape[1]
+            x = m.token_embedding(tokens) + m.positional_embedding[:length]
+            x = m.transformer(x, attn_mask=m.attn_mask[:length, :length])
+            x = text_global_pool(m.ln_final(x), tokens, m.text_pool_type)
+            x = (
+                m.text_projection(x)
+                if isinstance(m.text_projection, torch.nn.Linear)
+                else (x @ m.text_projection)
+            )
+            return torch.nn.functional.normalize(x, dim=-1)
+
+    # Only the plain CLIP text tower is known to read nothing past the end token.
+    short = (
+        type(model).__name__ == "CLIP"
+        and getattr(model, "text_pool_type", None) == "argmax"
+        and getattr(model, "attn_mask", None) is not None
+    )
+    text_settings["trim"] = short
+
     # References first: tracing for export may leave the torch model altered.
     pictures = _check_images()
     theirs = torch.stack([preprocess(picture) for picture in pictures]).numpy()
@@ -204,11 +242,18 @@ def convert(
         text_reference = model.encode_text(tokenizer(list(_CHECK_TEXTS)), normalize=True).numpy()
     size = image_settings["size"]
     pixels = torch.zeros(2, 3, size, size)
-    tokens = tokenizer(["a photo", "a dog"])
+    tokens = tokenizer(["a photo", "a dog"])[:, :8] if short else tokenizer(["a photo", "a dog"])
     exported = ".fp32.onnx" if precision == "int8" else ".onnx"
     image_path, text_path = folder / f"image{exported}", folder / f"text{exported}"
     fast.export(ImageTower(), (pixels,), image_path, ["pixels"], {"pixels": {0: "batch"}})
-    fast.export(TextTower(), (tokens,), text_path, ["tokens"], {"tokens": {0: "batch"}})
+    fast.export(
+        ShortTextTower() if short else TextTower(),
+        (tokens,),
+        text_path,
+        ["tokens"],
+        {"tokens": {0: "batch", 1: "length"} if short else {0: "batch"}},
+        dynamo=short,
+    )
     if precision == "int8":
         for path in (image_path, text_path):
             fast.quantize(path, path.with_name(path.name.replace(".fp32", "")))
@@ -220,7 +265,11 @@ def convert(
     ours = np.stack([converted.preprocess(picture) for picture in pictures])
     if theirs.shape != ours.shape or float(np.max(np.abs(theirs - ours))) > 1e-4:
         raise fast.ConversionError("its image preparation differs from open_clip's")
-    if not np.array_equal(tokenizer(list(_CHECK_TEXTS)).numpy(), converted.tokenize(_CHECK_TEXTS)):
+    theirs_tokens = tokenizer(list(_CHECK_TEXTS)).numpy()
+    ours_tokens = converted.tokenize(_CHECK_TEXTS)
+    if not np.array_equal(theirs_tokens[:, : ours_tokens.shape[1]], ours_tokens) or np.any(
+        theirs_tokens[:, ours_tokens.shape[1] :]
+    ):
         raise fast.ConversionError("its tokenizer differs from open_clip's")
     image_agreement = fast.agreement(image_reference, converted.embed_preprocessed(list(ours)))
     text_agreement = fast.agreement(text_reference, converted.embed_texts(_CHECK_TEXTS))

@@ -121,6 +121,9 @@ class LazyModel(Generic[Loaded, Converted]):
         if found is None:
             started = time.monotonic()
             try:
+                earlier = fast.known_failure(key, self.precision)
+                if earlier is not None:
+                    raise fast.ConversionError(f"{earlier}; not retried until the weights change")
                 found = self._convert(key)
             except fast.ConversionError as error:
                 if self.precision == "int8":

@@ -37,12 +37,15 @@ if TYPE_CHECKING:
 # Bump when what a folder holds changes shape: older folders are then rebuilt.
 FORMAT = 1
 MANIFEST = "manifest.json"
+FAILED = "failed.json"
 # Cosine between torch's and ONNX Runtime's embeddings of the same input.
 MIN_AGREEMENT = 0.999
 # Quantised towers agree less (0.9998 measured on random weights); below this
 # the int8 conversion is refused rather than silently worse.
 MIN_INT8_AGREEMENT = 0.98
 PRECISIONS = ("fp32", "int8")
+# The towers' output; not "embedding", a name the dynamo exporter uses inside.
+OUTPUT = "unit_embedding"
 
 
 class ConversionError(Exception):
@@ -59,27 +62,43 @@ def stamp(path: Path) -> dict[str, Any]:
     return {"path": str(path), "size": info.st_size, "mtime_ns": info.st_mtime_ns}
 
 
-def load_manifest(key: str, precision: str) -> tuple[Path, dict[str, Any]] | None:
-    """The converted folder for `key`, if one exists and its weights are unchanged."""
-    folder = folder_for(key, precision)
+def _read_record(folder: Path, name: str, key: str, precision: str) -> dict[str, Any] | None:
+    """A record of `folder` that is about `key` and whose weights are unchanged."""
     try:
-        manifest = json.loads((folder / MANIFEST).read_text(encoding="utf-8"))
+        record = json.loads((folder / name).read_text(encoding="utf-8"))
     except (OSError, ValueError):
         return None
     if (
-        not isinstance(manifest, dict)
-        or manifest.get("format") != FORMAT
-        or manifest.get("key") != key
-        or manifest.get("precision") != precision
+        not isinstance(record, dict)
+        or record.get("format") != FORMAT
+        or record.get("key") != key
+        or record.get("precision") != precision
     ):
         return None
-    for recorded in manifest.get("weights", []):
+    for recorded in record.get("weights", []):
         try:
             if stamp(Path(recorded["path"])) != recorded:
                 return None
         except (OSError, KeyError, TypeError):
             return None
-    return folder, manifest
+    return record
+
+
+def load_manifest(key: str, precision: str) -> tuple[Path, dict[str, Any]] | None:
+    """The converted folder for `key`, if one exists and its weights are unchanged."""
+    folder = folder_for(key, precision)
+    manifest = _read_record(folder, MANIFEST, key, precision)
+    return None if manifest is None else (folder, manifest)
+
+
+def known_failure(key: str, precision: str) -> str | None:
+    """Why converting `key` failed before, if it did with these same weights and
+    this same ONNX Runtime: a model that cannot be converted is not retried on
+    every run (a conversion takes seconds)."""
+    record = _read_record(folder_for(key, precision), FAILED, key, precision)
+    if record is None or record.get("onnxruntime") != _onnxruntime_version():
+        return None
+    return str(record.get("reason", "unknown reason"))
 
 
 def build(
@@ -92,20 +111,17 @@ def build(
 
     The folder appears whole or not at all (built aside, then renamed), so an
     interrupted conversion leaves nothing half-made; two processes converting
-    at once each finish, and one of the results is kept.
+    at once each finish, and one of the results is kept. A failure is
+    recorded (`known_failure`) and raised as ConversionError.
     """
     target = folder_for(key, precision)
     target.parent.mkdir(parents=True, exist_ok=True)
     work = Path(tempfile.mkdtemp(prefix=".building-", dir=target.parent))
+    record = {"format": FORMAT, "key": key, "precision": precision}
     try:
+        record.update(weights=[stamp(path) for path in weights], onnxruntime=_onnxruntime_version())
         manifest = convert(work)
-        manifest.update(
-            format=FORMAT,
-            key=key,
-            precision=precision,
-            weights=[stamp(path) for path in weights],
-            onnxruntime=_onnxruntime_version(),
-        )
+        manifest.update(record)
         (work / MANIFEST).write_text(json.dumps(manifest, indent=1), encoding="utf-8")
         if target.exists():
             shutil.rmtree(target, ignore_errors=True)
@@ -114,13 +130,25 @@ def build(
         except OSError:
             if load_manifest(key, precision) is None:
                 raise
-    except ConversionError:
-        raise
     except Exception as error:
-        raise ConversionError(f"{error.__class__.__name__}: {error}") from error
+        reason = (
+            str(error)
+            if isinstance(error, ConversionError)
+            else (f"{error.__class__.__name__}: {error}")
+        )
+        _record_failure(target, {**record, "reason": reason})
+        raise ConversionError(reason) from error
     finally:
         shutil.rmtree(work, ignore_errors=True)
     return target, manifest
+
+
+def _record_failure(folder: Path, record: dict[str, Any]) -> None:
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+        (folder / FAILED).write_text(json.dumps(record, indent=1), encoding="utf-8")
+    except OSError:
+        pass  # not remembered: the next run tries again
 
 
 def _onnxruntime_version() -> str:
@@ -135,44 +163,55 @@ def export(
     path: Path,
     input_names: Sequence[str],
     dynamic_axes: dict[str, dict[int, str]],
+    *,
+    dynamo: bool = False,
 ) -> None:
     """Export a torch module to `path`, its weights beside it in `path`.data.
 
     The weights live in their own file so that ONNX Runtime maps them into
     memory when a session opens rather than parsing them: a text tower opens
-    in hundredths of a second that way.
+    in hundredths of a second that way. The TorchScript-based exporter is the
+    default: one step, and its image tower measured a tenth faster here than
+    the dynamo exporter's; `dynamo` is for graphs whose sequence length must
+    stay free (the tracer bakes it into reshapes).
     """
     import onnx
     import torch
 
     raw = path.with_suffix(".raw.onnx")
-    axes = {**dynamic_axes, "embedding": {0: "batch"}}
     # With gradients off, torch swaps in fused attention kernels that the
     # exporter cannot translate.
     with warnings.catch_warnings(), torch.inference_mode(False), torch.enable_grad():
         warnings.simplefilter("ignore")
-        try:
-            # The TorchScript-based exporter: one step, and measured a tenth
-            # faster at run time than the dynamo exporter's graphs here.
+        if dynamo:
+            dims: dict[str, Any] = {}
+            shapes = tuple(
+                {
+                    axis: dims.setdefault(name, torch.export.Dim(name, min=2))
+                    for axis, name in dynamic_axes.get(input_name, {}).items()
+                }
+                for input_name in input_names
+            )
             torch.onnx.export(
                 module,
                 inputs,
                 str(raw),
                 input_names=list(input_names),
-                output_names=["embedding"],
-                dynamic_axes=axes,
+                output_names=[OUTPUT],
+                dynamic_shapes=shapes,
+                dynamo=True,
+                verbose=False,
+            )
+        else:
+            torch.onnx.export(
+                module,
+                inputs,
+                str(raw),
+                input_names=list(input_names),
+                output_names=[OUTPUT],
+                dynamic_axes={**dynamic_axes, OUTPUT: {0: "batch"}},
                 opset_version=17,
                 dynamo=False,
-            )
-        except TypeError:  # a torch that has only the dynamo exporter
-            torch.onnx.export(
-                module,
-                inputs,
-                str(raw),
-                input_names=list(input_names),
-                output_names=["embedding"],
-                dynamic_axes=axes,
-                dynamo=True,
             )
     _save_external(onnx.load(str(raw)), path)
     for leftover in path.parent.glob(raw.name + "*"):
@@ -214,6 +253,8 @@ def session(path: Path, *, quick_start: bool) -> Any:
     """
     import onnxruntime
 
+    # Failures reach us as exceptions; ONNX Runtime would also print them.
+    onnxruntime.set_default_logger_severity(3)
     options = onnxruntime.SessionOptions()
     options.log_severity_level = 3
     if quick_start:
@@ -226,7 +267,7 @@ def run(session_: Any, feeds: dict[str, Any]) -> np.ndarray:
     import numpy as np
 
     wanted = {item.name for item in session_.get_inputs()}
-    output = session_.run(["embedding"], {k: v for k, v in feeds.items() if k in wanted})[0]
+    output = session_.run([OUTPUT], {k: v for k, v in feeds.items() if k in wanted})[0]
     output = np.asarray(output, dtype=np.float32)
     return output / np.maximum(np.linalg.norm(output, axis=1, keepdims=True), 1e-12)
 
