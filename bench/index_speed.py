@@ -18,6 +18,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import statistics
 import subprocess
 import sys
 import time
@@ -112,6 +113,7 @@ def main() -> None:
     parser.add_argument("--images", type=int, default=300)
     parser.add_argument("--arch", default="ViT-B-32-256")
     parser.add_argument("--setups", nargs="+", default=["torch", "fast", "int8"])
+    parser.add_argument("--runs", type=int, default=1, help="median of this many runs")
     parser.add_argument("--workdir", type=Path, default=Path("/tmp/mediafind-bench"))
     args = parser.parse_args()
 
@@ -128,10 +130,13 @@ def main() -> None:
     rows = []
     for setup in args.setups:
         db = args.workdir / f"index-{setup}.db"
-        seconds = run_index(photos, model, setup, db)
-        rows.append((setup, seconds))
+        times = sorted(run_index(photos, model, setup, db) for _ in range(args.runs))
+        rows.append((setup, statistics.median(times)))
 
-    print(f"\n{args.images} photos of 1024x768, {args.arch} (random weights), whole process")
+    print(
+        f"\n{args.images} photos of 1024x768, {args.arch} (random weights), whole process, "
+        f"median of {args.runs}"
+    )
     print("| setup | wall time (s) | images/s |")
     print("| --- | ---: | ---: |")
     for setup, seconds in rows:

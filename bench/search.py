@@ -164,7 +164,7 @@ mark("open index")
 embedder = searchers.visual
 backend = embedder._backend(text=True)
 if hasattr(backend, "tokenize"):
-    backend._session("text"); backend.tokenize(["warm up the tokenizer files"])
+    backend._text_session(); backend.tokenize(["warm up the tokenizer files"])
 mark("model load")
 vector = embedder.embed_texts([sys.argv[2]])
 mark("text encoding")

@@ -31,9 +31,6 @@ _CHECK_TEXTS = (
 class FastClap:
     """A converted CLAP model: audio and text towers in ONNX Runtime."""
 
-    # Windows per run of the audio tower, as with torch on the CPU.
-    batch_size = 8
-
     def __init__(self, folder: Path, manifest: dict[str, Any]) -> None:
         self.folder = folder
         self.manifest = manifest
@@ -41,17 +38,24 @@ class FastClap:
         self.rate = int(manifest["audio"]["rate"])
         self.window_seconds = float(manifest["audio"]["window_seconds"])
         self._lock = threading.Lock()
-        self._sessions: dict[str, Any] = {}
+        self._text: Any = None
+        self._audio: fast.ParallelTower | None = None
+        # Windows per call: two per core, each core running its share alone.
+        self.batch_size = 2 * min(8, fast.cores())
         self._tokenizer: Any = None
         self._extractor: Any = None
 
-    def _session(self, tower: str) -> Any:
+    def _text_session(self) -> Any:
         with self._lock:
-            if tower not in self._sessions:
-                self._sessions[tower] = fast.session(
-                    self.folder / f"{tower}.onnx", quick_start=tower == "text"
-                )
-            return self._sessions[tower]
+            if self._text is None:
+                self._text = fast.session(self.folder / "text.onnx", quick_start=True)
+            return self._text
+
+    def _audio_tower(self) -> fast.ParallelTower:
+        with self._lock:
+            if self._audio is None:
+                self._audio = fast.ParallelTower(self.folder / "audio.onnx")
+            return self._audio
 
     def tokenize(self, texts: Sequence[str]) -> dict[str, np.ndarray]:
         import numpy as np
@@ -68,7 +72,7 @@ class FastClap:
         }
 
     def embed_texts(self, texts: Sequence[str]) -> np.ndarray:
-        return fast.run(self._session("text"), dict(self.tokenize(texts)))
+        return fast.run(self._text_session(), dict(self.tokenize(texts)))
 
     def features(self, samples: np.ndarray) -> dict[str, Any]:
         """Model input for one window (mel spectrogram); safe in worker threads."""
@@ -83,7 +87,7 @@ class FastClap:
         import numpy as np
 
         batch = {key: np.concatenate([item[key] for item in inputs]) for key in inputs[0]}
-        return fast.run(self._session("audio"), batch)
+        return self._audio_tower()(batch)
 
 
 def _check_windows(rate: int, seconds: float) -> list[np.ndarray]:

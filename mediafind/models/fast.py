@@ -19,6 +19,7 @@ in the manifest), so it is opt-in and remembered per index.
 from __future__ import annotations
 
 import hashlib
+import itertools
 import json
 import os
 import shutil
@@ -244,8 +245,8 @@ def quantize(source: Path, target: Path) -> None:
     packed.unlink()
 
 
-def session(path: Path, *, quick_start: bool) -> Any:
-    """An ONNX Runtime session on the CPU.
+def session(path: Path, *, quick_start: bool, threads: int = 0) -> Any:
+    """An ONNX Runtime session on the CPU (`threads` 0: one per core).
 
     `quick_start` skips repacking the weights for faster matrix products:
     right for a query that runs the tower once (opens in ~0.03 s instead of
@@ -257,9 +258,50 @@ def session(path: Path, *, quick_start: bool) -> Any:
     onnxruntime.set_default_logger_severity(3)
     options = onnxruntime.SessionOptions()
     options.log_severity_level = 3
+    options.intra_op_num_threads = threads
     if quick_start:
         options.add_session_config_entry("session.disable_prepacking", "1")
     return onnxruntime.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
+
+
+def cores() -> int:
+    try:
+        return len(os.sched_getaffinity(0))
+    except AttributeError:  # macOS, Windows
+        return os.cpu_count() or 1
+
+
+class ParallelTower:
+    """A tower run for throughput: a batch is split between threads, each
+    running a single-threaded session (they release the GIL).
+
+    One session spread over every core waits at a barrier after each
+    operation, and while indexing, the threads decoding the next photos keep
+    preempting one of its threads; independent runs do not wait for each
+    other. Measured on 2 cores: 34.6 images/s against 31.8 for one
+    two-threaded run, alone, and more when decoding shares the cores.
+    """
+
+    def __init__(self, path: Path) -> None:
+        from concurrent.futures import ThreadPoolExecutor
+
+        self.workers = min(8, cores())
+        self._session = session(path, quick_start=False, threads=1)
+        self._pool = ThreadPoolExecutor(self.workers, thread_name_prefix="mediafind-tower")
+
+    def __call__(self, feeds: dict[str, Any]) -> np.ndarray:
+        import numpy as np
+
+        rows = len(next(iter(feeds.values())))
+        parts = min(self.workers, rows)
+        bounds = [rows * part // parts for part in range(parts + 1)]
+        chunks = [
+            {name: value[start:end] for name, value in feeds.items()}
+            for start, end in itertools.pairwise(bounds)
+        ]
+        if len(chunks) == 1:
+            return run(self._session, chunks[0])
+        return np.concatenate(list(self._pool.map(lambda c: run(self._session, c), chunks)))
 
 
 def run(session_: Any, feeds: dict[str, Any]) -> np.ndarray:
