@@ -98,9 +98,9 @@ def build_index(db: Path, size: int, model: str) -> None:
                     [(i, space.id) for i in ids],
                 )
                 store.conn.executemany(
-                    f"INSERT INTO {space.table} (segment_id, embedding, kind) "
-                    "VALUES (?, ?, 'image')",
-                    [(i, vectors[i - start - 1].tobytes()) for i in ids],
+                    f"INSERT INTO {space.table} (segment_id, shard, embedding, kind) "
+                    "VALUES (?, ?, ?, 'image')",
+                    [(i, i % space.shards, vectors[i - start - 1].tobytes()) for i in ids],
                 )
         store.update_stats(space)
     store.conn.close()

@@ -177,6 +177,14 @@ def resolve_output(chosen: str | None) -> str:
     return chosen or file_settings().get("output") or "table"
 
 
+def usable_cores() -> int:
+    """The CPU cores this process may run on."""
+    try:
+        return len(os.sched_getaffinity(0))
+    except AttributeError:  # macOS, Windows
+        return os.cpu_count() or 1
+
+
 def sqlite_driver_choice() -> str:
     """'auto' unless $MEDIAFIND_SQLITE_DRIVER forces 'sqlite3' or 'sqlean'."""
     return os.environ.get(ENV_SQLITE_DRIVER, "auto").strip().lower() or "auto"

@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from mediafind import config
+from mediafind.config import usable_cores
 from mediafind.errors import DatabaseError, IndexNotFoundError
 from mediafind.migrations import MIGRATIONS
 
@@ -25,6 +26,9 @@ BUSY_TIMEOUT_MS = 15_000
 # sqlite-vec refuses k above this in a KNN query.
 KNN_MAX_K = 4096
 MMAP_BYTES = 1 << 40
+# Shards of a new space: a search scans them side by side on up to this many
+# cores (a million 512-d vectors: 0.39 s on 2 cores against 0.62-0.80 s whole).
+SHARDS = 4
 # Vectors sampled to describe a space's score distribution (search.py).
 STATS_SAMPLE = 20_000
 
@@ -39,6 +43,7 @@ class Space:
     model_key: str
     dim: int
     active: bool
+    shards: int = 1
 
     @property
     def table(self) -> str:
@@ -239,6 +244,7 @@ class Store:
         self.conn = conn
         self.path = path
         self.driver = driver
+        self._extra_readers: list[Any] = []
 
     @classmethod
     def open(cls, path: Path, *, create: bool) -> Store:
@@ -286,6 +292,9 @@ class Store:
         return cls(conn, path, driver)
 
     def close(self) -> None:
+        for reader in self._extra_readers:
+            reader.close()
+        self._extra_readers.clear()
         self.conn.close()
 
     def __enter__(self) -> Store:
@@ -308,9 +317,9 @@ class Store:
     # Spaces ---------------------------------------------------------------
 
     def _space(self, row: Sequence[Any]) -> Space:
-        return Space(row[0], row[1], row[2], row[3], row[4], bool(row[5]))
+        return Space(row[0], row[1], row[2], row[3], row[4], bool(row[5]), row[6])
 
-    _SPACE_COLUMNS = "id, modality, model, model_key, dim, active"
+    _SPACE_COLUMNS = "id, modality, model, model_key, dim, active, shards"
 
     def active_space(self, modality: str) -> Space | None:
         row = self.conn.execute(
@@ -335,17 +344,18 @@ class Store:
     ) -> Space:
         with self.transaction():
             cursor = self.conn.execute(
-                "INSERT INTO spaces (modality, model, model_key, dim, active, created_at) "
-                "VALUES (?, ?, ?, ?, ?, ?)",
-                (modality, model, model_key, dim, int(active), time.time()),
+                "INSERT INTO spaces (modality, model, model_key, dim, active, created_at, shards) "
+                "VALUES (?, ?, ?, ?, ?, ?, ?)",
+                (modality, model, model_key, dim, int(active), time.time(), SHARDS),
             )
-            space = Space(cursor.lastrowid, modality, model, model_key, dim, active)
+            space = Space(cursor.lastrowid, modality, model, model_key, dim, active, SHARDS)
             # `kind` is a metadata column so that --type filters inside the KNN
             # scan instead of after it, and a filter never starves the results.
+            # `shard` is a partition key: a search scans the shards side by side.
             self.conn.execute(
                 f"CREATE VIRTUAL TABLE {space.table} USING vec0("
-                f"segment_id INTEGER PRIMARY KEY, embedding float[{dim}] distance_metric=cosine, "
-                "kind TEXT)"
+                "segment_id INTEGER PRIMARY KEY, shard INTEGER PARTITION KEY, "
+                f"embedding float[{dim}] distance_metric=cosine, kind TEXT)"
             )
         return space
 
@@ -489,15 +499,26 @@ class Store:
                 (file_id, segment.modality, segment.start, segment.end),
             )
             rows.append((cursor.lastrowid, _floats(vector), kind))
-        self.conn.executemany(
-            f"INSERT INTO {space.table} (segment_id, embedding, kind) VALUES (?, ?, ?)", rows
-        )
+        self._insert_vectors(space, rows)
         # Recorded even with no segments (a silent recording, a video without
         # sound): the file is done for this space.
         self.conn.execute(
             "INSERT OR IGNORE INTO file_spaces (file_id, space_id) VALUES (?, ?)",
             (file_id, space.id),
         )
+
+    def _insert_vectors(self, space: Space, rows: Sequence[tuple[int, bytes, str]]) -> None:
+        """(segment_id, vector, kind) rows into `space`, each in its shard."""
+        if space.shards > 1:
+            self.conn.executemany(
+                f"INSERT INTO {space.table} (segment_id, shard, embedding, kind) "
+                "VALUES (?, ?, ?, ?)",
+                [(sid, sid % space.shards, vector, kind) for sid, vector, kind in rows],
+            )
+        else:
+            self.conn.executemany(
+                f"INSERT INTO {space.table} (segment_id, embedding, kind) VALUES (?, ?, ?)", rows
+            )
 
     def write_file(self, facts: FileFacts, parts: Sequence[Part]) -> int:
         """Store a file with its segments and vectors, one part per space, atomically."""
@@ -532,8 +553,8 @@ class Store:
             self.conn.executemany(
                 f"DELETE FROM {space.table} WHERE segment_id = ?", [(i,) for i in segment_ids]
             )
-            self.conn.executemany(
-                f"INSERT INTO {space.table} (segment_id, embedding, kind) VALUES (?, ?, ?)",
+            self._insert_vectors(
+                space,
                 [
                     (segment_id, _floats(vector), kind)
                     for segment_id, vector in zip(segment_ids, vectors, strict=True)
@@ -595,11 +616,7 @@ class Store:
                         f"SELECT embedding FROM {space.table} WHERE segment_id = ?", (old_id,)
                     ).fetchone()
                     if vector is not None:
-                        self.conn.execute(
-                            f"INSERT INTO {space.table} (segment_id, embedding, kind) "
-                            "VALUES (?, ?, ?)",
-                            (cursor.lastrowid, vector[0], facts.kind),
-                        )
+                        self._insert_vectors(space, [(cursor.lastrowid, vector[0], facts.kind)])
             self.conn.executemany(
                 "INSERT INTO file_spaces (file_id, space_id) VALUES (?, ?)",
                 [(file_id, space.id) for space in spaces],
@@ -674,10 +691,13 @@ class Store:
         first. Filters narrow the candidates inside the KNN query itself, so a
         selective filter still returns its `k` best, never an empty page."""
         k = max(1, min(k, KNN_MAX_K))
+        sharded = space.shards > 1
         sql = (
             f"WITH knn AS (SELECT segment_id, distance, embedding FROM {space.table} "
             "WHERE embedding MATCH ? AND k = ?"
         )
+        if sharded:
+            sql += " AND shard = ?"
         params: list[Any] = [_floats(vector), k]
         if kinds:
             sql += f" AND kind IN ({','.join('?' * len(kinds))})"
@@ -694,7 +714,38 @@ class Store:
             "s.start, s.end, knn.embedding FROM knn JOIN segments s ON s.id = knn.segment_id "
             "JOIN files f ON f.id = s.file_id ORDER BY knn.distance"
         )
-        return [SegmentHit(*row) for row in self.conn.execute(sql, params)]
+        if not sharded:
+            return [SegmentHit(*row) for row in self.conn.execute(sql, params)]
+        # Each shard's k best, scanned side by side on their own connections
+        # (SQLite lets other threads run while a statement steps), then merged.
+        readers = self._readers(min(space.shards, usable_cores()))
+
+        def scan(index: int) -> list[SegmentHit]:
+            hits: list[SegmentHit] = []
+            for shard in range(index, space.shards, len(readers)):
+                rows = readers[index].execute(sql, [*params[:2], shard, *params[2:]])
+                hits.extend(SegmentHit(*row) for row in rows)
+            return hits
+
+        if len(readers) == 1:
+            found = scan(0)
+        else:
+            from concurrent.futures import ThreadPoolExecutor
+
+            with ThreadPoolExecutor(len(readers)) as pool:
+                found = [hit for hits in pool.map(scan, range(len(readers))) for hit in hits]
+        found.sort(key=lambda hit: hit.distance)
+        return found[:k]
+
+    def _readers(self, count: int) -> list[Any]:
+        """`count` connections to read with in parallel: this one, and more
+        opened on first use (each loads sqlite-vec, a few milliseconds)."""
+        while len(self._extra_readers) < count - 1:
+            conn, _ = _connect_driver(self.path)
+            conn.execute(f"PRAGMA busy_timeout = {BUSY_TIMEOUT_MS}")
+            conn.execute(f"PRAGMA mmap_size = {MMAP_BYTES}")
+            self._extra_readers.append(conn)
+        return [self.conn, *self._extra_readers[: count - 1]]
 
     def visual_vectors(self, space: Space) -> Iterator[tuple[str, str, Any, Any, bytes]]:
         """(path, kind, start, end, vector) for every segment stored in `space`."""

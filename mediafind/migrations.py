@@ -117,4 +117,16 @@ def m003_capture_time(conn: Any) -> None:
     conn.execute("CREATE INDEX files_captured_at ON files (captured_at)")
 
 
-MIGRATIONS: list[Migration] = [m001_initial, m002_space_stats, m003_capture_time]
+def m004_space_shards(conn: Any) -> None:
+    # A space's vectors can be split into shards (a sqlite-vec partition key,
+    # segment_id % shards) that a search scans side by side, one core each.
+    # Spaces made before this have one shard and are scanned whole.
+    conn.execute("ALTER TABLE spaces ADD COLUMN shards INTEGER NOT NULL DEFAULT 1")
+
+
+MIGRATIONS: list[Migration] = [
+    m001_initial,
+    m002_space_stats,
+    m003_capture_time,
+    m004_space_shards,
+]

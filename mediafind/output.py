@@ -280,7 +280,10 @@ def print_status(status: IndexStatus, stream: IO[str] | None = None) -> None:
         state = "" if model.active else " (re-embedding, not yet searched)"
         table.add_row(
             f"{model.modality} model",
-            escape(f"{model.model}, {model.dim} dimensions, {model.vectors} vectors{state}"),
+            escape(
+                f"{model.model}{' in int8' if model.precision == 'int8' else ''}, "
+                f"{model.dim} dimensions, {model.vectors} vectors{state}"
+            ),
         )
     if not status.models:
         table.add_row("model", "none yet")

@@ -16,6 +16,7 @@ class ModelInfo:
     dim: int
     active: bool
     vectors: int
+    precision: str = "fp32"
 
 
 @dataclass(frozen=True)
@@ -55,7 +56,7 @@ def index_status(store: Store) -> IndexStatus:
         db_bytes=store.size_bytes(),
         sqlite_driver=store.driver,
         models=[
-            ModelInfo(s.modality, s.model, s.dim, s.active, store.vector_count(s))
+            ModelInfo(s.modality, s.model, s.dim, s.active, store.vector_count(s), s.precision)
             for s in store.spaces()
         ],
         files={kind: counts.get(kind, 0) for kind in ("image", "video", "audio")},

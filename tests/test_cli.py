@@ -57,7 +57,14 @@ def test_status_reports_what_the_index_holds(cli, library: Path, tiny_clip: str,
     assert data["files"] == {"image": len(COLORS), "video": 0, "audio": 0}
     assert data["segments"] == len(COLORS)
     assert data["models"] == [
-        {"modality": "visual", "model": tiny_clip, "dim": 32, "active": True, "vectors": 8}
+        {
+            "modality": "visual",
+            "model": tiny_clip,
+            "dim": 32,
+            "active": True,
+            "vectors": 8,
+            "precision": "fp32",
+        }
     ]
     assert [Path(f["path"]).name for f in data["failed"]] == ["broken.jpg"]
     assert data["roots"][0]["path"] == str(library)

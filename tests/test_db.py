@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 import sqlite3
 from pathlib import Path
 
@@ -124,3 +125,69 @@ def test_failed_migration_leaves_the_file_as_it_was(db_path: Path, monkeypatch):
         assert not store.conn.execute(
             "SELECT 1 FROM sqlite_master WHERE name = 'half_done'"
         ).fetchone()
+
+
+def _store_with_vectors(db_path: Path, count: int, dim: int = 8):
+    import numpy as np
+
+    from mediafind.db import FileFacts, NewSegment, Part
+
+    rng = np.random.default_rng(1)
+    vectors = rng.standard_normal((count, dim)).astype(np.float32)
+    vectors /= np.linalg.norm(vectors, axis=1, keepdims=True)
+    store = Store.open(db_path, create=True)
+    space = store.create_space("visual", "m", "key", dim, active=True)
+    for index, vector in enumerate(vectors):
+        kind = "video" if index % 3 == 0 else "image"
+        facts = FileFacts(f"/p/{index:03d}.jpg", kind, 1, index, f"h{index}", "ok")
+        store.write_file(facts, [Part(space, [NewSegment("visual", None, None)], [vector])])
+    return store, space, vectors
+
+
+def test_sharded_search_returns_exactly_the_nearest(db_path: Path):
+    import numpy as np
+
+    store, space, vectors = _store_with_vectors(db_path, 200)
+    with store:
+        assert space.shards > 1
+        shards = {row[0] for row in store.conn.execute(f"SELECT shard FROM {space.table}")}
+        assert len(shards) == space.shards  # every shard holds vectors
+        query = vectors[5] + 0.3 * vectors[17]
+        query /= np.linalg.norm(query)
+        order = np.argsort(-(vectors @ query))
+        hits = store.nearest(space, query, 25)
+        assert [hit.path for hit in hits] == [f"/p/{i:03d}.jpg" for i in order[:25]]
+        assert all(a.distance <= b.distance for a, b in itertools.pairwise(hits))
+        videos = store.nearest(space, query, 10, kinds=["video"])
+        expected = [i for i in order if i % 3 == 0][:10]
+        assert [hit.path for hit in videos] == [f"/p/{i:03d}.jpg" for i in expected]
+
+
+def test_an_index_from_before_shards_keeps_working(db_path: Path):
+    import numpy as np
+
+    from mediafind.db import FileFacts, NewSegment, Part
+
+    store, space, vectors = _store_with_vectors(db_path, 30)
+    with store:
+        # Rebuild the older shape: one unsharded vector table, schema 3.
+        rows = store.conn.execute(
+            f"SELECT segment_id, embedding, kind FROM {space.table}"
+        ).fetchall()
+        store.conn.execute(f"DROP TABLE {space.table}")
+        store.conn.execute(
+            f"CREATE VIRTUAL TABLE {space.table} USING vec0(segment_id INTEGER PRIMARY KEY, "
+            "embedding float[8] distance_metric=cosine, kind TEXT)"
+        )
+        store.conn.executemany(f"INSERT INTO {space.table} VALUES (?, ?, ?)", rows)
+        store.conn.execute("ALTER TABLE spaces DROP COLUMN shards")
+        store.conn.execute("PRAGMA user_version = 3")
+    with Store.open(db_path, create=False) as store:
+        old = store.active_space("visual")
+        assert old is not None and old.shards == 1
+        hits = store.nearest(old, vectors[4], 3)
+        assert hits[0].path == "/p/004.jpg"
+        extra = np.ones(8, dtype=np.float32) / np.sqrt(8)
+        facts = FileFacts("/p/new.jpg", "image", 1, 1, "hnew", "ok")
+        store.write_file(facts, [Part(old, [NewSegment("visual", None, None)], [extra])])
+        assert store.nearest(old, extra, 1)[0].path == "/p/new.jpg"

@@ -143,6 +143,7 @@ def test_capture_time_migration_keeps_older_indexes(db_path: Path, cli, library)
     with Store.open(db_path, create=False) as store:
         store.conn.execute("DROP INDEX files_captured_at")
         store.conn.execute("ALTER TABLE files DROP COLUMN captured_at")
+        store.conn.execute("ALTER TABLE spaces DROP COLUMN shards")
         store.conn.execute("PRAGMA user_version = 2")
     with Store.open(db_path, create=False) as store:
         assert store.conn.execute("PRAGMA user_version").fetchone()[0] == len(MIGRATIONS)

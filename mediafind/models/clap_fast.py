@@ -41,7 +41,7 @@ class FastClap:
         self._text: Any = None
         self._audio: fast.ParallelTower | None = None
         # Windows per call: two per core, each core running its share alone.
-        self.batch_size = 2 * min(8, fast.cores())
+        self.batch_size = 2 * fast.ParallelTower.workers_here()
         self._tokenizer: Any = None
         self._extractor: Any = None
 

@@ -55,7 +55,7 @@ class FastClip:
         self._tokenizer: ClipBpe | None = None
         # Images per call: four per core, each core running its share alone
         # (batches of 4 to 8 per run were fastest on 2 cores).
-        self.batch_size = 4 * min(8, fast.cores())
+        self.batch_size = 4 * fast.ParallelTower.workers_here()
 
     def _text_session(self) -> Any:
         with self._lock:

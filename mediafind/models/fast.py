@@ -30,7 +30,7 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from mediafind.config import cache_root
+from mediafind.config import cache_root, usable_cores
 
 if TYPE_CHECKING:
     import numpy as np
@@ -264,13 +264,6 @@ def session(path: Path, *, quick_start: bool, threads: int = 0) -> Any:
     return onnxruntime.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
 
 
-def cores() -> int:
-    try:
-        return len(os.sched_getaffinity(0))
-    except AttributeError:  # macOS, Windows
-        return os.cpu_count() or 1
-
-
 class ParallelTower:
     """A tower run for throughput: a batch is split between threads, each
     running a single-threaded session (they release the GIL).
@@ -282,10 +275,14 @@ class ParallelTower:
     two-threaded run, alone, and more when decoding shares the cores.
     """
 
+    @staticmethod
+    def workers_here() -> int:
+        return min(8, usable_cores())
+
     def __init__(self, path: Path) -> None:
         from concurrent.futures import ThreadPoolExecutor
 
-        self.workers = min(8, cores())
+        self.workers = self.workers_here()
         self._session = session(path, quick_start=False, threads=1)
         self._pool = ThreadPoolExecutor(self.workers, thread_name_prefix="mediafind-tower")
 
