@@ -6,7 +6,6 @@ import itertools
 import json
 import math
 import subprocess
-import sys
 from fractions import Fraction
 from pathlib import Path
 
@@ -14,6 +13,7 @@ import numpy as np
 import pytest
 from conftest import COLORS, draw_photo
 from media_factory import Shot, make_audio, pieces_samples, shot_picture, sound, write_audio
+from test_fast import MEDIAFIND_IMPORTTIME, imported
 
 from mediafind.db import Store
 from mediafind.errors import MediaError
@@ -287,16 +287,13 @@ def test_corrupt_recording_is_reported_and_the_run_goes_on(cli, library: Path):
 def test_photo_index_search_does_not_import_transformers(cli, tmp_path: Path, db_path: Path):
     draw_photo(tmp_path / "p" / "a.jpg", COLORS["red"])
     cli("index", tmp_path / "p")
-    code = (
-        "import sys\n"
-        "from mediafind.cli import main\n"
-        f"sys.argv = ['mediafind', 'search', 'a cat', '--db', {str(db_path)!r}, '--paths']\n"
-        "try:\n    main()\nexcept SystemExit:\n    pass\n"
-        "print('TRANSFORMERS', 'transformers' in sys.modules)\n"
+    result = subprocess.run(
+        [*MEDIAFIND_IMPORTTIME, "search", "a cat", "--db", str(db_path), "--paths"],
+        capture_output=True,
+        text=True,
     )
-    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
     assert "a.jpg" in result.stdout
-    assert "TRANSFORMERS False" in result.stdout
+    assert "transformers" not in imported(result.stderr)
 
 
 def test_offline_sound_model_is_one_clear_line(cli, library: Path):

@@ -144,10 +144,17 @@ def _store_with_vectors(db_path: Path, count: int, dim: int = 8):
     return store, space, vectors
 
 
-def test_sharded_search_returns_exactly_the_nearest(db_path: Path):
+@pytest.mark.parametrize("parallel_from", [0, 10**9])
+def test_sharded_search_returns_exactly_the_nearest(db_path: Path, monkeypatch, parallel_from):
     import numpy as np
 
+    import mediafind.db
+
+    # Shards scanned side by side on several connections, or one after another.
+    monkeypatch.setattr(mediafind.db, "PARALLEL_FROM", parallel_from)
+    monkeypatch.setattr(mediafind.db, "usable_cores", lambda: 2)
     store, space, vectors = _store_with_vectors(db_path, 200)
+    store.update_stats(space)
     with store:
         assert space.shards > 1
         shards = {row[0] for row in store.conn.execute(f"SELECT shard FROM {space.table}")}
@@ -161,6 +168,7 @@ def test_sharded_search_returns_exactly_the_nearest(db_path: Path):
         videos = store.nearest(space, query, 10, kinds=["video"])
         expected = [i for i in order if i % 3 == 0][:10]
         assert [hit.path for hit in videos] == [f"/p/{i:03d}.jpg" for i in expected]
+        assert len(store._extra_readers) == (1 if parallel_from == 0 else 0)
 
 
 def test_an_index_from_before_shards_keeps_working(db_path: Path):
