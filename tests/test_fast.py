@@ -242,3 +242,17 @@ def test_int8_embeddings_are_close_to_full_precision_but_not_equal(tiny_clip: st
     vectors = quantised.embed_images(_pictures())
     assert not np.allclose(vectors, full, atol=1e-6)
     assert _cosines(vectors, full).min() >= 0.98
+
+
+def test_an_unwritable_cache_falls_back_to_torch(
+    cli, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+):
+    blocked = tmp_path / "not-a-folder"
+    blocked.write_text("a file where the cache folder should be")
+    monkeypatch.setenv("MEDIAFIND_CACHE", str(blocked / "models"))
+    draw_photo(tmp_path / "p" / "red.jpg", COLORS["red"])
+    result = cli("index", tmp_path / "p", "--no-audio", "-v")
+    assert result.exit_code == 0, result.stderr
+    assert "runs on torch" in result.stderr and "cannot write to" in result.stderr
+    found = cli("search", "red", "--paths")
+    assert found.exit_code == 0 and "red.jpg" in found.stdout

@@ -39,6 +39,7 @@ if TYPE_CHECKING:
 FORMAT = 1
 MANIFEST = "manifest.json"
 FAILED = "failed.json"
+BUILDING = ".building-"
 # Cosine between torch's and ONNX Runtime's embeddings of the same input.
 MIN_AGREEMENT = 0.999
 # Quantised towers agree less (0.9998 measured on random weights); below this
@@ -116,9 +117,13 @@ def build(
     recorded (`known_failure`) and raised as ConversionError.
     """
     target = folder_for(key, precision)
-    target.parent.mkdir(parents=True, exist_ok=True)
-    work = Path(tempfile.mkdtemp(prefix=".building-", dir=target.parent))
     record = {"format": FORMAT, "key": key, "precision": precision}
+    try:
+        target.parent.mkdir(parents=True, exist_ok=True)
+        _remove_abandoned(target.parent)
+        work = Path(tempfile.mkdtemp(prefix=BUILDING, dir=target.parent))
+    except OSError as error:
+        raise ConversionError(f"cannot write to {target.parent}: {error}") from error
     try:
         record.update(weights=[stamp(path) for path in weights], onnxruntime=_onnxruntime_version())
         manifest = convert(work)
@@ -137,11 +142,26 @@ def build(
             if isinstance(error, ConversionError)
             else (f"{error.__class__.__name__}: {error}")
         )
-        _record_failure(target, {**record, "reason": reason})
+        # A full disk or a permission passes; a model that will not convert stays so.
+        if not isinstance(error, OSError):
+            _record_failure(target, {**record, "reason": reason})
         raise ConversionError(reason) from error
     finally:
         shutil.rmtree(work, ignore_errors=True)
     return target, manifest
+
+
+def _remove_abandoned(root: Path) -> None:
+    """Folders left by conversions that were killed (not interrupted: those
+    clean up), once they are a day old: each can hold a model's weights."""
+    import time
+
+    for folder in root.glob(BUILDING + "*"):
+        try:
+            if time.time() - folder.stat().st_mtime > 86_400:
+                shutil.rmtree(folder, ignore_errors=True)
+        except OSError:
+            pass
 
 
 def _record_failure(folder: Path, record: dict[str, Any]) -> None:
