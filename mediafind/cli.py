@@ -254,6 +254,7 @@ def index(
                 device=chosen_device,
                 precision=choose_precision(store, asked, modality="audio"),
             )
+        _announce_on_terminal(verbose, embedder, audio_embedder)
         with IndexReporter() as reporter:
             try:
                 summary = index_paths(store, targets, embedder, options, reporter, audio_embedder)
@@ -263,6 +264,15 @@ def index(
     # Quiet in cron (no paths, no terminal) unless asked; always by hand.
     if paths or verbose or sys.stderr.isatty():
         stderr_line(summary_line(summary))
+
+
+def _announce_on_terminal(verbose: bool, *models: Any) -> None:
+    from mediafind.output import stderr_line
+
+    if verbose or sys.stderr.isatty():
+        for model in models:
+            if model is not None:
+                model.announce = lambda message: stderr_line(f"mediafind: {message}")
 
 
 def _print_notes(*models: Any) -> None:
@@ -417,6 +427,7 @@ def _search_and_print(
             config.requested_audio_model(audio_model),
             config.resolve_device(device),
         )
+        _announce_on_terminal(verbose, searchers.visual, searchers.audio)
         try:
             results = run_search(
                 store,

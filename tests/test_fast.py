@@ -212,6 +212,7 @@ def test_int8_is_remembered_by_the_index(cli, tmp_path: Path, db_path: Path):
     first = cli("index", library, "--precision", "int8", "-v")
     assert first.exit_code == 0, first.stderr
     assert "(int8) for ONNX Runtime" in first.stderr
+    assert "preparing " in first.stderr and "(int8) for this CPU, once" in first.stderr
     from mediafind.db import Store
 
     with Store.open(db_path, create=False) as store:

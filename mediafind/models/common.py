@@ -55,6 +55,9 @@ class LazyModel(Generic[Loaded, Converted]):
         self.precision = precision
         # What a --verbose run tells: conversions made, fallbacks taken.
         self.notes: list[str] = []
+        # Told at once when something slow starts (a conversion); the CLI
+        # prints it on a terminal, where a silent pause would look like a hang.
+        self.announce: Callable[[str], None] = lambda message: None
         self._lock = threading.Lock()
         self._loaded: Loaded | None = None
         self._fast_lock = threading.Lock()
@@ -124,6 +127,10 @@ class LazyModel(Generic[Loaded, Converted]):
                 earlier = fast.known_failure(key, self.precision)
                 if earlier is not None:
                     raise fast.ConversionError(f"{earlier}; not retried until the weights change")
+                self.announce(
+                    f"preparing {self.name} ({self.precision}) for this CPU, once: "
+                    "about 20 s for a model of the default size"
+                )
                 found = self._convert(key)
             except fast.ConversionError as error:
                 if self.precision == "int8":
