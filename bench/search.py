@@ -29,7 +29,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).parent))
 
-from index_speed import make_model
+from index_speed import make_model, stored_vectors
 
 WORDS = [
     "dog",
@@ -112,21 +112,8 @@ def build_index(db: Path, size: int, model: str) -> None:
 def all_vectors(db: Path) -> tuple[list[str], object]:
     import numpy as np
 
-    from mediafind.db import Store
-
-    with Store.open(db, create=False) as store:
-        space = store.active_space("visual")
-        assert space is not None
-        rows = store.conn.execute(
-            f"SELECT f.path, v.embedding FROM {space.table} v "
-            "JOIN segments s ON s.id = v.segment_id JOIN files f ON f.id = s.file_id"
-        )
-        paths, blobs = [], []
-        for path, blob in rows:
-            paths.append(path)
-            blobs.append(blob)
-    matrix = np.frombuffer(b"".join(blobs), dtype=np.float32).reshape(len(paths), -1)
-    return paths, matrix
+    by_path = stored_vectors(db)
+    return list(by_path), np.stack(list(by_path.values()))
 
 
 def mediafind_command() -> list[str]:
@@ -164,7 +151,7 @@ mark("open index")
 embedder = searchers.visual
 backend = embedder._backend(text=True)
 if hasattr(backend, "tokenize"):
-    backend._text_session(); backend.tokenize(["warm up the tokenizer files"])
+    backend.text_session(); backend.tokenize(["warm up the tokenizer files"])
 mark("model load")
 vector = embedder.embed_texts([sys.argv[2]])
 mark("text encoding")

@@ -257,3 +257,15 @@ def test_an_unwritable_cache_falls_back_to_torch(
     assert "runs on torch" in result.stderr and "cannot write to" in result.stderr
     found = cli("search", "red", "--paths")
     assert found.exit_code == 0 and "red.jpg" in found.stdout
+
+
+def test_converting_during_a_search_keeps_stdout_clean(
+    cli, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+):
+    draw_photo(tmp_path / "p" / "red.jpg", COLORS["red"])
+    assert cli("index", tmp_path / "p", "--no-audio").exit_code == 0
+    monkeypatch.setenv("MEDIAFIND_CACHE", str(tmp_path / "empty-cache"))
+    result = cli("search", "red", "--json", "-v")
+    assert result.exit_code == 0, result.stderr
+    assert [Path(r["path"]).name for r in json.loads(result.stdout)] == ["red.jpg"]
+    assert "converted " in result.stderr

@@ -10,7 +10,6 @@ torch.
 from __future__ import annotations
 
 import json
-import threading
 from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -28,34 +27,17 @@ _CHECK_TEXTS = (
 )
 
 
-class FastClap:
+class FastClap(fast.Converted):
     """A converted CLAP model: audio and text towers in ONNX Runtime."""
 
     def __init__(self, folder: Path, manifest: dict[str, Any]) -> None:
-        self.folder = folder
-        self.manifest = manifest
-        self.dim = int(manifest["dim"])
+        super().__init__(folder, manifest)
         self.rate = int(manifest["audio"]["rate"])
         self.window_seconds = float(manifest["audio"]["window_seconds"])
-        self._lock = threading.Lock()
-        self._text: Any = None
-        self._audio: fast.ParallelTower | None = None
         # Windows per call: two per core, each core running its share alone.
         self.batch_size = 2 * fast.ParallelTower.workers_here()
         self._tokenizer: Any = None
         self._extractor: Any = None
-
-    def _text_session(self) -> Any:
-        with self._lock:
-            if self._text is None:
-                self._text = fast.session(self.folder / "text.onnx", quick_start=True)
-            return self._text
-
-    def _audio_tower(self) -> fast.ParallelTower:
-        with self._lock:
-            if self._audio is None:
-                self._audio = fast.ParallelTower(self.folder / "audio.onnx")
-            return self._audio
 
     def tokenize(self, texts: Sequence[str]) -> dict[str, np.ndarray]:
         import numpy as np
@@ -72,7 +54,7 @@ class FastClap:
         }
 
     def embed_texts(self, texts: Sequence[str]) -> np.ndarray:
-        return fast.run(self._text_session(), dict(self.tokenize(texts)))
+        return fast.run(self.text_session(), dict(self.tokenize(texts)))
 
     def features(self, samples: np.ndarray) -> dict[str, Any]:
         """Model input for one window (mel spectrogram); safe in worker threads."""
@@ -87,7 +69,7 @@ class FastClap:
         import numpy as np
 
         batch = {key: np.concatenate([item[key] for item in inputs]) for key in inputs[0]}
-        return self._audio_tower()(batch)
+        return self.tower("audio")(batch)
 
 
 def _check_windows(rate: int, seconds: float) -> list[np.ndarray]:
@@ -183,8 +165,8 @@ def convert(model: Any, processor: Any, precision: str, folder: Path) -> dict[st
         text_reference = TextTower()(tokens["input_ids"], tokens["attention_mask"]).numpy()
         audio_batch = {k: torch.cat([w[k] for w in window_inputs]) for k in window_inputs[0]}
         audio_reference = AudioTower()(*(audio_batch[name] for name in audio_names)).numpy()
-    exported = ".fp32.onnx" if precision == "int8" else ".onnx"
-    text_path, audio_path = folder / f"text{exported}", folder / f"audio{exported}"
+    text_path = fast.export_path(folder, "text", precision)
+    audio_path = fast.export_path(folder, "audio", precision)
     fast.export(
         TextTower(),
         (text_example["input_ids"], text_example["attention_mask"]),
@@ -199,11 +181,7 @@ def convert(model: Any, processor: Any, precision: str, folder: Path) -> dict[st
         audio_names,
         {name: {0: "batch"} for name in audio_names},
     )
-    if precision == "int8":
-        for path in (text_path, audio_path):
-            fast.quantize(path, path.with_name(path.name.replace(".fp32", "")))
-            path.unlink()
-            path.with_name(path.name + ".data").unlink()
+    fast.finish([text_path, audio_path], precision)
     manifest: dict[str, Any] = {"audio": {"rate": rate, "window_seconds": seconds}}
     converted = FastClap(folder, {**manifest, "dim": 0})
 

@@ -9,7 +9,6 @@ checks both against open_clip's before anything is kept.
 
 from __future__ import annotations
 
-import threading
 from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -32,42 +31,25 @@ _CHECK_TEXTS = (
 _CHECK_SIZES = ((320, 240), (240, 320), (256, 256), (900, 300), (90, 70))
 
 
-class FastClip:
+class FastClip(fast.Converted):
     """A converted open_clip model: image and text towers in ONNX Runtime."""
 
     def __init__(self, folder: Path, manifest: dict[str, Any]) -> None:
         import numpy as np
 
-        self.folder = folder
-        self.manifest = manifest
+        super().__init__(folder, manifest)
         image = manifest["image"]
         self.image_size = int(image["size"])
-        self.dim = int(manifest["dim"])
         self._interpolation = str(image["interpolation"])
         self._squash = image["resize_mode"] == "squash"
         mean = np.asarray(image["mean"], dtype=np.float64)
         std = np.asarray(image["std"], dtype=np.float64)
         self._scale = (1.0 / (255.0 * std)).astype(np.float32)
         self._offset = (mean / std).astype(np.float32)
-        self._lock = threading.Lock()
-        self._text: Any = None
-        self._image: fast.ParallelTower | None = None
         self._tokenizer: ClipBpe | None = None
         # Images per call: four per core, each core running its share alone
         # (batches of 4 to 8 per run were fastest on 2 cores).
         self.batch_size = 4 * fast.ParallelTower.workers_here()
-
-    def _text_session(self) -> Any:
-        with self._lock:
-            if self._text is None:
-                self._text = fast.session(self.folder / "text.onnx", quick_start=True)
-            return self._text
-
-    def _image_tower(self) -> fast.ParallelTower:
-        with self._lock:
-            if self._image is None:
-                self._image = fast.ParallelTower(self.folder / "image.onnx")
-            return self._image
 
     def preprocess(self, image: Image) -> np.ndarray:
         """One RGB image as the image tower's input; safe in worker threads."""
@@ -106,7 +88,7 @@ class FastClip:
     def embed_preprocessed(self, inputs: Sequence[np.ndarray]) -> np.ndarray:
         import numpy as np
 
-        return self._image_tower()({"pixels": np.stack(list(inputs))})
+        return self.tower("image")({"pixels": np.stack(list(inputs))})
 
     def tokenize(self, texts: Sequence[str]) -> np.ndarray:
         import numpy as np
@@ -124,7 +106,7 @@ class FastClip:
         return tokens
 
     def embed_texts(self, texts: Sequence[str]) -> np.ndarray:
-        return fast.run(self._text_session(), {"tokens": self.tokenize(texts)})
+        return fast.run(self.text_session(), {"tokens": self.tokenize(texts)})
 
 
 def _check_images() -> list[Image]:
@@ -252,8 +234,8 @@ def convert(
     size = image_settings["size"]
     pixels = torch.zeros(2, 3, size, size)
     tokens = tokenizer(["a photo", "a dog"])[:, :8] if short else tokenizer(["a photo", "a dog"])
-    exported = ".fp32.onnx" if precision == "int8" else ".onnx"
-    image_path, text_path = folder / f"image{exported}", folder / f"text{exported}"
+    image_path = fast.export_path(folder, "image", precision)
+    text_path = fast.export_path(folder, "text", precision)
     fast.export(ImageTower(), (pixels,), image_path, ["pixels"], {"pixels": {0: "batch"}})
     fast.export(
         ShortTextTower() if short else TextTower(),
@@ -263,11 +245,7 @@ def convert(
         {"tokens": {0: "batch", 1: "length"} if short else {0: "batch"}},
         dynamo=short,
     )
-    if precision == "int8":
-        for path in (image_path, text_path):
-            fast.quantize(path, path.with_name(path.name.replace(".fp32", "")))
-            path.unlink()
-            path.with_name(path.name + ".data").unlink()
+    fast.finish([image_path, text_path], precision)
     manifest: dict[str, Any] = {"image": image_settings, "text": text_settings}
     converted = FastClip(folder, {**manifest, "dim": 0})
 

@@ -18,13 +18,16 @@ in the manifest), so it is opt-in and remembered per index.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
+import io
 import itertools
 import json
 import os
 import shutil
 import sys
 import tempfile
+import threading
 import warnings
 from collections.abc import Callable, Sequence
 from pathlib import Path
@@ -204,6 +207,7 @@ def export(
     # exporter cannot translate.
     with warnings.catch_warnings(), torch.inference_mode(False), torch.enable_grad():
         warnings.simplefilter("ignore")
+        names: dict[str, Any] = {"input_names": list(input_names), "output_names": [OUTPUT]}
         if dynamo:
             dims: dict[str, Any] = {}
             shapes = tuple(
@@ -213,26 +217,21 @@ def export(
                 }
                 for input_name in input_names
             )
-            torch.onnx.export(
-                module,
-                inputs,
-                str(raw),
-                input_names=list(input_names),
-                output_names=[OUTPUT],
-                dynamic_shapes=shapes,
-                dynamo=True,
-                verbose=False,
-            )
+            # Its progress lines go to stdout, which may be a --json answer.
+            with contextlib.redirect_stdout(io.StringIO()):
+                torch.onnx.export(
+                    module,
+                    inputs,
+                    str(raw),
+                    dynamic_shapes=shapes,
+                    dynamo=True,
+                    verbose=False,
+                    **names,
+                )
         else:
+            axes = {**dynamic_axes, OUTPUT: {0: "batch"}}
             torch.onnx.export(
-                module,
-                inputs,
-                str(raw),
-                input_names=list(input_names),
-                output_names=[OUTPUT],
-                dynamic_axes={**dynamic_axes, OUTPUT: {0: "batch"}},
-                opset_version=17,
-                dynamo=False,
+                module, inputs, str(raw), dynamic_axes=axes, opset_version=17, dynamo=False, **names
             )
     _save_external(onnx.load(str(raw)), path)
     for leftover in path.parent.glob(raw.name + "*"):
@@ -250,6 +249,22 @@ def _save_external(model: Any, path: Path) -> None:
         location=path.name + ".data",
         size_threshold=1024,
     )
+
+
+def export_path(folder: Path, tower: str, precision: str) -> Path:
+    """Where to export a tower: its final name, or a full-precision copy that
+    `finish` quantises into the final name."""
+    return folder / (f"{tower}.fp32.onnx" if precision == "int8" else f"{tower}.onnx")
+
+
+def finish(exported: Sequence[Path], precision: str) -> None:
+    """Quantise the towers exported for an int8 conversion (fp32: nothing to do)."""
+    if precision != "int8":
+        return
+    for path in exported:
+        quantize(path, path.with_name(path.name.replace(".fp32", "")))
+        path.unlink()
+        path.with_name(path.name + ".data").unlink()
 
 
 def quantize(source: Path, target: Path) -> None:
@@ -282,6 +297,32 @@ def session(path: Path, *, quick_start: bool, threads: int = 0) -> Any:
     if quick_start:
         options.add_session_config_entry("session.disable_prepacking", "1")
     return onnxruntime.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
+
+
+class Converted:
+    """What every converted model has: its folder, manifest, dimension, and a
+    text tower opened for one quick query (`text_session`); media towers are
+    opened for throughput (`tower`)."""
+
+    def __init__(self, folder: Path, manifest: dict[str, Any]) -> None:
+        self.folder = folder
+        self.manifest = manifest
+        self.dim = int(manifest["dim"])
+        self._lock = threading.Lock()
+        self._text: Any = None
+        self._towers: dict[str, ParallelTower] = {}
+
+    def text_session(self) -> Any:
+        with self._lock:
+            if self._text is None:
+                self._text = session(self.folder / "text.onnx", quick_start=True)
+            return self._text
+
+    def tower(self, name: str) -> ParallelTower:
+        with self._lock:
+            if name not in self._towers:
+                self._towers[name] = ParallelTower(self.folder / f"{name}.onnx")
+            return self._towers[name]
 
 
 class ParallelTower:
