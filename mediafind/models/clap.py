@@ -162,14 +162,14 @@ class ClapEmbedder(LazyModel[_TorchClap, FastClap]):
             transformers_logging.disable_progress_bar()
             model = ClapModel.from_pretrained(self.spec.name, local_files_only=local_only)
             processor = ClapProcessor.from_pretrained(self.spec.name, local_files_only=local_only)
-            weights = self._weight_files(local_only=local_only)
+            weights = self._weight_files()
         except MediafindError:
             raise
         except Exception as error:
             raise ModelUnavailableError(self._unavailable_message(error)) from error
         return model, processor, weights
 
-    def _weight_files(self, *, local_only: bool) -> list[Path]:
+    def _weight_files(self) -> list[Path]:
         """The weight and config files the model was loaded from."""
         if self.spec.local:
             folder = Path(self.spec.name)

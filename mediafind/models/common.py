@@ -63,6 +63,7 @@ class LazyModel(Generic[Loaded, Converted]):
         self._fast_lock = threading.Lock()
         self._fast: Converted | None = None
         self._fast_tried = False
+        self._wants: dict[bool, bool] = {}
 
     @property
     def name(self) -> str:
@@ -93,16 +94,21 @@ class LazyModel(Generic[Loaded, Converted]):
             return self._loaded
 
     def _wants_fast(self, text: bool) -> bool:
-        from mediafind.config import resolve_runtime
-        from mediafind.models.fast import gpu_likely
+        """Decided once per model and use: it is asked for every photo."""
+        if text not in self._wants:
+            from mediafind.config import resolve_runtime
+            from mediafind.models.fast import gpu_likely
 
-        if self.precision == "int8":
-            return True
-        if resolve_runtime() == "torch":
-            return False
-        if self.device_name == "cpu":
-            return True
-        return self.device_name == "auto" and (text or not gpu_likely())
+            if self.precision == "int8":
+                wanted = True
+            elif resolve_runtime() == "torch":
+                wanted = False
+            elif self.device_name == "cpu":
+                wanted = True
+            else:
+                wanted = self.device_name == "auto" and (text or not gpu_likely())
+            self._wants[text] = wanted
+        return self._wants[text]
 
     def _backend(self, text: bool) -> Loaded | Converted:
         if self._wants_fast(text):
