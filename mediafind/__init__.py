@@ -15,7 +15,17 @@ Submodules are imported on first use, so `import mediafind` stays cheap.
 from __future__ import annotations
 
 import importlib
+import os
 from typing import Any
+
+# Nothing leaves the machine. ONNX Runtime 1.29 and later, in the official
+# wheels, sends usage telemetry (it resolved mobile.events.data.microsoft.com
+# ten seconds into an index run); it reads this variable once, when its
+# library loads, so it is set here, before any mediafind code can import it,
+# in every process that imports mediafind (worker processes included). The
+# Hugging Face libraries' own telemetry switch, for the same reason.
+os.environ["ORT_DISABLE_TELEMETRY"] = "1"
+os.environ["HF_HUB_DISABLE_TELEMETRY"] = "1"
 
 __version__ = "0.1.0"
 
