@@ -31,18 +31,55 @@ def _raise_interrupt(signum: int, frame: Any) -> None:
     raise KeyboardInterrupt
 
 
+# The library names its arguments in its errors; people typed these.
+_OPTION_NAMES = {
+    "paths": "PATHS",
+    "query": "QUERY",
+    "like": "--like",
+    "like_weight": "--like-weight",
+    "limit": "--limit",
+    "template": "--format",
+    "max_gap": "--max-gap",
+    "model": "--model",
+    "audio_model": "--audio-model",
+    "device": "--device",
+    "precision": "--precision",
+    "threshold": "--threshold",
+    "kinds": "--type",
+    "modalities": "--modality",
+    "folders": "--in",
+    "since": "--since",
+    "until": "--until",
+    "min_duration": "--min-duration",
+    "max_duration": "--max-duration",
+    "min_score": "--min-score",
+}
+# Where a command takes an argument under another name.
+_COMMAND_OPTION_NAMES = {"similar": {"like": "FILE"}}
+
+
+def _option_name(command: str | None, argument: str | None) -> str | None:
+    if argument is None:
+        return None
+    return _COMMAND_OPTION_NAMES.get(command or "", {}).get(argument) or _OPTION_NAMES.get(argument)
+
+
 class _Group(TyperGroup):
     """Maps the library's exceptions to one stderr line and an exit code."""
 
     def invoke(self, ctx: Any) -> Any:
+        import warnings
+
         from mediafind.output import stderr_line, summary_line
 
         # torch, open_clip and huggingface_hub log retries and warnings through
-        # `logging`; without a handler Python prints them all on stderr. The
-        # one line that matters reaches the user as an error below.
+        # `logging`, and Pillow warns about odd files through `warnings`;
+        # without this Python prints them all on stderr. What matters reaches
+        # the user as mediafind's own warning or error lines.
         root = logging.getLogger()
         if not any(isinstance(handler, logging.NullHandler) for handler in root.handlers):
             root.addHandler(logging.NullHandler())
+        warnings.simplefilter("ignore")
         # `kill` stops indexing the way Ctrl-C does: after the current commit.
         previous = signal.signal(signal.SIGTERM, _raise_interrupt)
         try:
@@ -50,14 +87,26 @@ class _Group(TyperGroup):
         except IndexInterruptedError as interrupted:
             stderr_line(summary_line(interrupted.summary, interrupted=True))
             stderr_line(f"mediafind: {interrupted}")
-            raise typer.Exit(EXIT_INTERRUPTED) from None
+            _exit_now(EXIT_INTERRUPTED)
         except MediafindError as error:
-            stderr_line(f"mediafind: error: {error}")
+            command = ctx.invoked_subcommand
+            stderr_line(f"mediafind: error: {error.worded(_option_name(command, error.argument))}")
             raise typer.Exit(EXIT_ERROR) from None
         except KeyboardInterrupt:
-            raise typer.Exit(EXIT_INTERRUPTED) from None
+            _exit_now(EXIT_INTERRUPTED)
         finally:
             signal.signal(signal.SIGTERM, previous)
+
+
+def _exit_now(code: int) -> None:
+    """Exit without waiting for threads: a worker stuck reading a hung network
+    mount or a FIFO must not keep an interrupted run alive (what was finished
+    is already committed)."""
+    try:
+        sys.stdout.flush()
+        sys.stderr.flush()
+    finally:
+        os._exit(code)
 
 
 app = typer.Typer(
@@ -220,21 +269,17 @@ def index(
     from mediafind.models.clap import ClapEmbedder
     from mediafind.models.clip import ClipEmbedder
     from mediafind.output import IndexReporter, stderr_line, summary_line
-    from mediafind.upkeep import roots_to_reindex
 
     options = IndexOptions(
         include_hidden=include_hidden,
-        excludes=config.resolve_excludes(exclude),
+        excludes=exclude or None,
+        default_excludes=config.default_excludes(),
         reembed=reembed,
         max_gap=max_gap,
     )
+    # No paths: cron's form, the remembered folders (less any not there today).
+    targets = [str(p) for p in paths or ()]
     with Store.open(config.resolve_db_path(db), create=True) as store:
-        targets = [str(p) for p in paths or ()]
-        if not targets:
-            # Cron's form: the remembered folders, less any not there today.
-            targets, missing = roots_to_reindex(store)
-            for root in missing:
-                stderr_line(f"mediafind: warning: {root}: not found (unmounted?); its files kept")
         chosen_device = config.resolve_device(device)
         spec = choose_model(store, config.requested_model(model), config.DEFAULT_MODEL)
         asked = precision.value if precision else None
@@ -420,7 +465,7 @@ def _search_and_print(
     style = output.style()
     parts = [parse_part(text) for text in query.and_]
     parts += [parse_part(text, negative=True) for text in query.not_]
-    with Store.open(config.resolve_db_path(db), create=False) as store:
+    with Store.open(config.resolve_db_path(db), create=False, readonly=True) as store:
         searchers = searchers_for_index(
             store,
             config.requested_model(model),
@@ -569,7 +614,7 @@ def status(
     from mediafind.output import print_status, print_status_json
     from mediafind.status import index_status
 
-    with Store.open(config.resolve_db_path(db), create=False) as store:
+    with Store.open(config.resolve_db_path(db), create=False, readonly=True) as store:
         info = index_status(store)
     if as_json:
         print_status_json(info)
@@ -592,7 +637,7 @@ def duplicates(
     from mediafind.duplicates import find_duplicates
     from mediafind.output import print_duplicates
 
-    with Store.open(config.resolve_db_path(db), create=False) as store:
+    with Store.open(config.resolve_db_path(db), create=False, readonly=True) as store:
         groups = find_duplicates(
             store, threshold=threshold, kinds=tuple(k.value for k in kind or ())
         )
@@ -615,7 +660,7 @@ def roots(ctx: typer.Context, db: DbOption = None) -> None:
     from mediafind.db import Store
     from mediafind.output import print_roots
 
-    with Store.open(config.resolve_db_path(db), create=False) as store:
+    with Store.open(config.resolve_db_path(db), create=False, readonly=True) as store:
         print_roots(store.roots())
 
 
@@ -631,7 +676,7 @@ def roots_remove(
 
     with Store.open(config.resolve_db_path(db), create=False) as store:
         removed = forget_root(store, folder)
-    stderr_line(f"mediafind: forgot {folder} and {removed} files")
+    stderr_line(f"mediafind: forgot {folder} and {_count(removed, 'file')}")
 
 
 @app.command()
@@ -645,8 +690,13 @@ def prune(db: DbOption = None) -> None:
         summary = run_prune(store)
     for root in summary.missing_roots:
         stderr_line(f"mediafind: warning: {root}: not found (unmounted?); its files kept")
+    if summary.vacuum_failed:
+        stderr_line(
+            f"mediafind: warning: could not compact the index ({summary.vacuum_failed}); "
+            "the next prune tries again"
+        )
     compacted = ", index compacted" if summary.vacuumed else ""
-    stderr_line(f"mediafind: pruned {summary.removed} files{compacted}")
+    stderr_line(f"mediafind: pruned {_count(summary.removed, 'file')}{compacted}")
 
 
 @app.command()
@@ -660,8 +710,23 @@ def forget(
     from mediafind.upkeep import forget as run_forget
 
     with Store.open(config.resolve_db_path(db), create=False) as store:
-        removed = run_forget(store, [str(p) for p in paths])
-    stderr_line(f"mediafind: forgot {removed} files")
+        forgotten = run_forget(store, [str(p) for p in paths])
+    for path, removed in forgotten.removed.items():
+        if removed:
+            stderr_line(f"mediafind: forgot {_count(removed, 'file')} at {path}")
+        else:
+            stderr_line(f"mediafind: nothing indexed at {path}")
+    stderr_line(
+        "mediafind: later runs leave "
+        + ("it" if len(forgotten.removed) == 1 else "them")
+        + " out until you index "
+        + ("it" if len(forgotten.removed) == 1 else "one")
+        + " by name: mediafind index PATH"
+    )
+
+
+def _count(number: int, noun: str) -> str:
+    return f"{number} {noun}{'' if number == 1 else 's'}"
 
 
 # Set once a search has printed its results: nothing is left to clean up.

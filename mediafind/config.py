@@ -8,6 +8,7 @@ built-in default.
 from __future__ import annotations
 
 import os
+import stat
 import sys
 from pathlib import Path
 from typing import Any
@@ -51,7 +52,6 @@ CONFIG_KEYS: dict[str, type] = {
     "output": str,
 }
 
-DEVICES = ("auto", "cpu", "cuda", "mps")
 # "auto" runs models on the CPU with ONNX Runtime when they convert, else torch.
 RUNTIMES = ("auto", "torch")
 
@@ -62,6 +62,11 @@ def config_path() -> Path:
     if value:
         return Path(value).expanduser().absolute()
     return Path(platformdirs.user_config_dir(APP_NAME)) / "config.toml"
+
+
+def _config_source() -> str:
+    """How the config file was chosen, for messages about it."""
+    return f"{ENV_CONFIG}={os.environ[ENV_CONFIG]}" if os.environ.get(ENV_CONFIG) else "config file"
 
 
 _read: dict[tuple[Path, int, int], dict[str, Any]] = {}
@@ -75,10 +80,14 @@ def file_settings() -> dict[str, Any]:
     path = config_path()
     try:
         info = path.stat()
-    except OSError:
-        return {}
-    if not path.is_file():
-        return {}  # a folder where the file should be: nothing to read
+    except FileNotFoundError:
+        return {}  # the file is optional
+    except OSError as error:
+        raise UsageError(f"{_config_source()}: cannot read {path} ({error.strerror})") from error
+    if not stat.S_ISREG(info.st_mode):
+        raise UsageError(
+            f"{_config_source()}: {path} is not a regular file; the config file is a TOML file"
+        )
     version = (path, info.st_mtime_ns, info.st_size)
     if version not in _read:
         _read.clear()
@@ -92,7 +101,8 @@ def _parse_settings(path: Path) -> dict[str, Any]:
     else:
         import tomli as tomllib
     try:
-        settings = tomllib.loads(path.read_text(encoding="utf-8"))
+        # utf-8-sig: editors on Windows start UTF-8 files with a byte order mark.
+        settings = tomllib.loads(path.read_text(encoding="utf-8-sig"))
     except (OSError, UnicodeDecodeError, tomllib.TOMLDecodeError) as error:
         raise UsageError(f"config file {path}: {error}") from error
     for key, value in settings.items():
@@ -163,9 +173,9 @@ def cache_root() -> Path:
     return Path(platformdirs.user_cache_dir(APP_NAME)) / "models"
 
 
-def resolve_excludes(flags: list[str] | None) -> tuple[str, ...]:
-    """--exclude globs when given, else the config file's."""
-    return tuple(flags) if flags else tuple(file_settings().get("exclude", ()))
+def default_excludes() -> tuple[str, ...]:
+    """The config file's exclude globs, applied to every folder indexed."""
+    return tuple(file_settings().get("exclude", ()))
 
 
 def resolve_limit(flag: int | None) -> int:

@@ -1,27 +1,40 @@
 """The index file: SQLite driver choice, sqlite-vec loading, pragmas and queries.
 
 Everything that touches SQL lives here. The rest of mediafind speaks in records
-(`FileRecord`, `Space`, `SegmentHit`) and never sees a cursor.
+(`FileRecord`, `Space`, `SegmentHit`) and never sees a cursor. The driver's
+errors never leave this module either: each becomes a `DatabaseError` that
+says, in a line, what happened to the index and what to do.
+
+File names are stored as text when they are valid UTF-8 (nearly always) and as
+their raw bytes otherwise (names copied from old FAT shares or Windows zips are
+often Latin-1): Python hands such names around as `str` with surrogate escapes,
+which SQLite cannot store as text. `stored_path` and `path_from_row` convert,
+and folder prefixes are compared as bytes, so both forms sort and match alike.
 """
 
 from __future__ import annotations
 
 import contextlib
+import json
 import os
 import time
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
+from urllib.parse import quote
 
 from mediafind import config
 from mediafind.config import usable_cores
-from mediafind.errors import DatabaseError, IndexNotFoundError
+from mediafind.errors import DatabaseError, IndexBusyError, IndexNotFoundError
 from mediafind.migrations import MIGRATIONS
 
 # Writers hold the lock for one file's rows at a time, so a reader or a second
 # writer rarely waits long; 15 s covers a slow disk or a NAS.
 BUSY_TIMEOUT_MS = 15_000
+# Rows deleted per transaction: forgetting 100,000 files in one transaction
+# held the write lock for 15 s, past a concurrent indexer's patience.
+DELETE_BATCH = 500
 
 # sqlite-vec refuses k above this in a KNN query.
 KNN_MAX_K = 4096
@@ -32,6 +45,149 @@ SHARDS = 4
 PARALLEL_FROM = 200_000
 # Vectors sampled to describe a space's score distribution (search.py).
 STATS_SAMPLE = 20_000
+
+
+def stored_path(path: str) -> str | bytes:
+    """A path as the index stores it: text, or raw bytes for a name that is not UTF-8."""
+    try:
+        path.encode("utf-8")
+    except UnicodeEncodeError:
+        return os.fsencode(path)
+    return path
+
+
+def path_from_row(value: str | bytes) -> str:
+    """The path a row holds, as Python names files (surrogate escapes for raw bytes)."""
+    return value if isinstance(value, str) else os.fsdecode(value)
+
+
+def _prefix(folder: str) -> bytes:
+    """What the path of everything inside `folder` starts with, as bytes."""
+    return os.fsencode(folder.rstrip(os.sep) + os.sep)
+
+
+# `path` is at or below a folder: exactly it, or its bytes start with the
+# folder's (a name's two forms compare alike as blobs).
+_AT_OR_BELOW = "({column} = ? OR substr(CAST({column} AS BLOB), 1, ?) = ?)"
+
+
+def _at_or_below(column: str, folder: str) -> tuple[str, list[Any]]:
+    prefix = _prefix(folder)
+    return _AT_OR_BELOW.format(column=column), [stored_path(folder), len(prefix), prefix]
+
+
+def _database_error(error: Exception, path: Path) -> DatabaseError:
+    """A driver error about the index file, in words a person can act on."""
+    text = " ".join(str(error).split()) or error.__class__.__name__
+    lowered = text.lower()
+    if "locked" in lowered or "busy" in lowered:
+        message = (
+            f"the index {path} is busy: another mediafind process kept it locked for more "
+            f"than {BUSY_TIMEOUT_MS // 1000} s; try again once it is done"
+        )
+    elif "full" in lowered:
+        message = (
+            f"no space left for the index {path} (the disk is full); everything written "
+            "before is kept: free some space and run the same command again"
+        )
+    elif "readonly" in lowered or "read-only" in lowered:
+        message = (
+            f"cannot write to the index {path}: it or its folder is read-only; searching "
+            "it still works, indexing needs write access (or another --db)"
+        )
+    elif "not a database" in lowered:
+        message = f"{path} is not a usable mediafind index ({text}); choose another --db"
+    elif "malformed" in lowered or "corrupt" in lowered:
+        message = (
+            f"the index {path} is damaged ({text}); move it aside and index again, "
+            "or restore it from a backup"
+        )
+    elif "disk i/o" in lowered:
+        message = f"cannot read or write the index {path}: a disk I/O error (is the disk failing?)"
+    elif "unable to open" in lowered:
+        message = f"cannot open the index {path} ({text}); check its folder exists and is readable"
+    else:
+        message = f"the index {path}: {text}"
+    return DatabaseError(message)
+
+
+class _Cursor:
+    """A driver cursor whose errors (rows are read as they are iterated) are ours."""
+
+    def __init__(self, cursor: Any, conn: _Connection) -> None:
+        self._cursor = cursor
+        self._conn = conn
+
+    @property
+    def lastrowid(self) -> int:
+        return int(self._cursor.lastrowid)
+
+    @property
+    def rowcount(self) -> int:
+        return int(self._cursor.rowcount)
+
+    def fetchone(self) -> Any:
+        with self._conn.translated():
+            return self._cursor.fetchone()
+
+    def fetchall(self) -> list[Any]:
+        with self._conn.translated():
+            return list(self._cursor.fetchall())
+
+    def __iter__(self) -> Iterator[Any]:
+        with self._conn.translated():
+            yield from self._cursor
+
+
+class _Connection:
+    """The driver's connection, raising `DatabaseError` instead of the driver's errors."""
+
+    def __init__(self, raw: Any, path: Path, driver_error: type[Exception]) -> None:
+        self.raw = raw
+        self.path = path
+        self._driver_error = driver_error
+
+    @contextlib.contextmanager
+    def translated(self) -> Iterator[None]:
+        try:
+            yield
+        except self._driver_error as error:
+            raise _database_error(error, self.path) from error
+
+    def execute(self, sql: str, params: Sequence[Any] = ()) -> _Cursor:
+        with self.translated():
+            return _Cursor(self.raw.execute(sql, params), self)
+
+    def executemany(self, sql: str, rows: Iterable[Sequence[Any]]) -> _Cursor:
+        with self.translated():
+            return _Cursor(self.raw.executemany(sql, rows), self)
+
+    def rollback(self) -> None:
+        """Undo the open transaction, if SQLite has not already (it rolls back
+        by itself on a full disk or an I/O error); never hides the error that
+        led here."""
+        if self.raw.in_transaction:
+            with contextlib.suppress(Exception):
+                self.raw.execute("ROLLBACK")
+
+    def close(self) -> None:
+        with contextlib.suppress(Exception):
+            self.raw.close()
+
+
+def _configure(conn: _Connection, *, write: bool) -> None:
+    conn.execute(f"PRAGMA busy_timeout = {BUSY_TIMEOUT_MS}")
+    if write:
+        # WAL lets `search` read while `index` writes; NORMAL sync is safe
+        # with WAL (a power cut may lose the last commits, never consistency).
+        conn.execute("PRAGMA journal_mode = WAL")
+        conn.execute("PRAGMA synchronous = NORMAL")
+    conn.execute("PRAGMA foreign_keys = ON")
+    # Read pages through a memory map: a KNN query reads every vector, and
+    # mapping saves a system call and a copy per page (a million 512-d
+    # vectors: 0.39 s instead of 0.58 s, bench/README.md). SQLite caps the
+    # size at its compile-time limit.
+    conn.execute(f"PRAGMA mmap_size = {MMAP_BYTES}")
 
 
 @dataclass(frozen=True)
@@ -54,6 +210,16 @@ class Space:
     def precision(self) -> str:
         """The precision its vectors were made in: int8 is part of the model key."""
         return "int8" if self.model_key.endswith("#int8") else "fp32"
+
+
+@dataclass(frozen=True)
+class Root:
+    """A folder (or file) the user indexed, re-indexed by a bare `mediafind index`."""
+
+    path: str
+    last_indexed_at: float | None = None
+    # The --exclude globs given with it, applied again on each run.
+    excludes: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -98,6 +264,10 @@ class SegmentHit:
     embedding: bytes = b""
 
 
+def _hit(row: Sequence[Any]) -> SegmentHit:
+    return SegmentHit(row[0], row[1], row[2], path_from_row(row[3]), *row[4:])
+
+
 @dataclass(frozen=True)
 class FileFacts:
     """What indexing learned about a file, stored on its row."""
@@ -136,9 +306,9 @@ class Filters:
         if self.folders:
             either = []
             for folder in self.folders:
-                prefix = folder.rstrip(os.sep) + os.sep
-                either.append("(f.path = ? OR substr(f.path, 1, ?) = ?)")
-                params.extend([folder, len(prefix), prefix])
+                clause, values = _at_or_below("f.path", folder)
+                either.append(clause)
+                params.extend(values)
             clauses.append("(" + " OR ".join(either) + ")")
         when = "coalesce(f.captured_at, f.mtime_ns / 1e9)"
         if self.since is not None:
@@ -172,12 +342,19 @@ def _stdlib_loads_extensions() -> bool:
     return hasattr(sqlite3.Connection, "enable_load_extension")
 
 
-def _connect_driver(path: Path) -> tuple[Any, str]:
-    """Open `path` with a SQLite module that can load sqlite-vec.
+def _uri(path: Path, mode: str) -> str:
+    """A `file:` URI for any path, undecodable bytes included."""
+    return f"file:{quote(os.fsencode(str(path)))}?{mode}"
+
+
+def _connect_driver(path: Path, mode: str = "mode=rwc") -> tuple[Any, str, type[Exception]]:
+    """Open `path` with a SQLite module that can load sqlite-vec: (connection,
+    driver name, the driver's base error class).
 
     The standard library's sqlite3 is used where it can load extensions. Where
     it cannot (macOS system Pythons, some distributions' builds) sqlean.py, a
-    drop-in sqlite3 with its own SQLite, takes over.
+    drop-in sqlite3 with its own SQLite, takes over. `mode` is the URI's query
+    ("mode=ro" to only read).
     """
     choice = config.sqlite_driver_choice()
     if choice not in ("auto", "sqlite3", "sqlean"):
@@ -185,14 +362,15 @@ def _connect_driver(path: Path) -> tuple[Any, str]:
             f"{config.ENV_SQLITE_DRIVER}={choice!r} is not a SQLite driver; "
             "use 'sqlite3', 'sqlean' or leave it unset"
         )
+    uri = _uri(path, mode)
     if choice in ("auto", "sqlite3"):
         import sqlite3
 
         if _stdlib_loads_extensions():
-            conn = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
+            conn = sqlite3.connect(uri, uri=True, isolation_level=None, check_same_thread=False)
             try:
                 _load_sqlite_vec(conn)
-                return conn, "sqlite3"
+                return conn, "sqlite3", sqlite3.Error
             except Exception as error:
                 conn.close()
                 if choice == "sqlite3":
@@ -207,17 +385,22 @@ def _connect_driver(path: Path) -> tuple[Any, str]:
             )
     import sqlean
 
-    conn = sqlean.connect(str(path), isolation_level=None, check_same_thread=False)
+    conn = sqlean.connect(uri, uri=True, isolation_level=None, check_same_thread=False)
     _load_sqlite_vec(conn)
-    return conn, "sqlean"
+    return conn, "sqlean", sqlean.Error
 
 
-def _migrate(conn: Any, path: Path) -> None:
+def _migrate(conn: _Connection, path: Path, *, readonly: bool) -> None:
     version = conn.execute("PRAGMA user_version").fetchone()[0]
     if version > len(MIGRATIONS):
         raise DatabaseError(
             f"{path} was written by a newer mediafind (schema {version}, this one knows "
             f"{len(MIGRATIONS)}); upgrade mediafind to use it"
+        )
+    if version < len(MIGRATIONS) and readonly:
+        raise DatabaseError(
+            f"the index {path} was made by an older mediafind and must be upgraded once "
+            "where it can be written: run mediafind index there, or copy it somewhere writable"
         )
     for number, step in enumerate(MIGRATIONS[version:], start=version + 1):
         conn.execute("BEGIN IMMEDIATE")
@@ -228,7 +411,7 @@ def _migrate(conn: Any, path: Path) -> None:
                 conn.execute(f"PRAGMA user_version = {number}")
             conn.execute("COMMIT")
         except BaseException:
-            conn.execute("ROLLBACK")
+            conn.rollback()
             raise
 
 
@@ -238,20 +421,78 @@ def _floats(vector: Any) -> bytes:
     return np.asarray(vector, dtype=np.float32).tobytes()
 
 
+class WriterLock:
+    """One indexing run per index at a time: an advisory lock on `INDEX.lock`.
+
+    Two runs at once would embed every file twice and race to create the same
+    model space. The lock is the operating system's (flock), so a run killed
+    with -9 never leaves it behind; searches do not take it.
+    """
+
+    def __init__(self, db_path: Path) -> None:
+        self.db_path = db_path
+        self.path = db_path.with_name(db_path.name + ".lock")
+        self._handle: Any = None
+
+    def acquire(self) -> None:
+        try:
+            import fcntl
+        except ImportError:  # Windows: no advisory locks; runs are not guarded
+            return
+        try:
+            handle = open(self.path, "a+", encoding="utf-8")  # noqa: SIM115 (held until release)
+        except OSError as error:
+            raise DatabaseError(
+                f"cannot create {self.path} ({error.strerror}); indexing needs write access "
+                "to the index's folder"
+            ) from error
+        try:
+            fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except OSError:
+            handle.seek(0)
+            holder = handle.read().strip() or "unknown"
+            handle.close()
+            raise IndexBusyError(
+                f"another mediafind index run (pid {holder}) is writing to {self.db_path}; "
+                "wait for it to finish (searching works meanwhile)"
+            ) from None
+        handle.seek(0)
+        handle.truncate()
+        handle.write(f"{os.getpid()}\n")
+        handle.flush()
+        self._handle = handle
+
+    def release(self) -> None:
+        if self._handle is not None:
+            self._handle.close()
+            self._handle = None
+
+    def __enter__(self) -> WriterLock:
+        self.acquire()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.release()
+
+
 class Store:
     """An open index file. Create with `Store.open`; close when done."""
 
-    def __init__(self, conn: Any, path: Path, driver: str) -> None:
+    def __init__(self, conn: _Connection, path: Path, driver: str, mode: str) -> None:
         self.conn = conn
         self.path = path
         self.driver = driver
-        self._extra_readers: list[Any] = []
+        self.readonly = mode != "mode=rwc"
+        self._mode = mode
+        self._extra_readers: list[_Connection] = []
 
     @classmethod
-    def open(cls, path: Path, *, create: bool) -> Store:
+    def open(cls, path: Path, *, create: bool, readonly: bool = False) -> Store:
         """Open the index at `path`, creating it when `create` is set.
 
-        Raises IndexNotFoundError when it is missing and `create` is not set, and
+        `readonly` opens it only to read: searching works on an index on a
+        read-only mount or in a folder the user cannot write. Raises
+        IndexNotFoundError when it is missing and `create` is not set, and
         DatabaseError when the file is not an index this version can use.
         """
         if path.is_dir():
@@ -265,32 +506,50 @@ class Store:
                 path.parent.mkdir(parents=True, exist_ok=True)
             except OSError as error:
                 raise DatabaseError(f"cannot create {path.parent}: {error.strerror}") from error
+        if not readonly:
+            try:
+                return cls._open(path, "mode=rwc")
+            except DatabaseError as error:
+                writable = os.access(path, os.W_OK) if path.exists() else True
+                if writable and os.access(path.parent, os.W_OK):
+                    raise
+                raise _database_error(
+                    PermissionError("attempt to write a readonly database"), path
+                ) from error
         try:
-            conn, driver = _connect_driver(path)
+            return cls._open(path, "mode=ro")
+        except DatabaseError:
+            # A write-ahead-logged file is read through a shared-memory file
+            # beside it, which a read-only folder cannot hold; with nobody able
+            # to write there, reading it as immutable is safe.
+            return cls._open(path, "mode=ro&immutable=1")
+
+    @classmethod
+    def _open(cls, path: Path, mode: str) -> Store:
+        try:
+            raw, driver, driver_error = _connect_driver(path, mode)
         except DatabaseError:
             raise
         except Exception as error:
             raise DatabaseError(f"cannot open {path}: {error}") from error
+        conn = _Connection(raw, path, driver_error)
         try:
-            conn.execute(f"PRAGMA busy_timeout = {BUSY_TIMEOUT_MS}")
-            # WAL lets `search` read while `index` writes; NORMAL sync is safe
-            # with WAL (a power cut may lose the last commits, never consistency).
-            conn.execute("PRAGMA journal_mode = WAL")
-            conn.execute("PRAGMA synchronous = NORMAL")
-            conn.execute("PRAGMA foreign_keys = ON")
-            # Read pages through a memory map: a KNN query reads every vector,
-            # and mapping saves a system call and a copy per page (a million
-            # 512-d vectors: 0.39 s instead of 0.58 s, bench/README.md).
-            # SQLite caps the size at its compile-time limit.
-            conn.execute(f"PRAGMA mmap_size = {MMAP_BYTES}")
-            _migrate(conn, path)
+            _configure(conn, write=mode == "mode=rwc")
+            _migrate(conn, path, readonly=mode != "mode=rwc")
         except DatabaseError:
             conn.close()
             raise
         except Exception as error:
             conn.close()
             raise DatabaseError(f"{path} is not a usable mediafind index ({error})") from error
-        return cls(conn, path, driver)
+        return cls(conn, path, driver, mode)
+
+    def check_writable(self) -> None:
+        """Raise DatabaseError now if the index cannot be written, before any
+        work is done whose results could not be stored."""
+        version = self.conn.execute("PRAGMA user_version").fetchone()[0]
+        with self.transaction():
+            self.conn.execute(f"PRAGMA user_version = {int(version)}")
 
     def close(self) -> None:
         for reader in self._extra_readers:
@@ -311,7 +570,7 @@ class Store:
         try:
             yield
         except BaseException:
-            self.conn.execute("ROLLBACK")
+            self.conn.rollback()
             raise
         self.conn.execute("COMMIT")
 
@@ -377,18 +636,17 @@ class Store:
         """Every file row at or below each root, by path."""
         found: dict[str, FileRecord] = {}
         for root in roots:
-            prefix = root.rstrip(os.sep) + os.sep
-            rows = self.conn.execute(
-                f"SELECT {self._FILE_COLUMNS} FROM files WHERE path = ? OR substr(path, 1, ?) = ?",
-                (root, len(prefix), prefix),
-            )
-            for row in rows:
-                found[row[1]] = FileRecord(*row)
+            where, params = _at_or_below("path", root)
+            for row in self.conn.execute(
+                f"SELECT {self._FILE_COLUMNS} FROM files WHERE {where}", params
+            ):
+                path = path_from_row(row[1])
+                found[path] = FileRecord(row[0], path, *row[2:])
         return found
 
     def path_of(self, file_id: int) -> str | None:
         row = self.conn.execute("SELECT path FROM files WHERE id = ?", (file_id,)).fetchone()
-        return row[0] if row else None
+        return path_from_row(row[0]) if row else None
 
     def files_missing_from(self, space: Space) -> int:
         """How many indexed files have no vectors in `space` yet."""
@@ -419,7 +677,7 @@ class Store:
 
     def _file_row_values(self, facts: FileFacts) -> tuple[Any, ...]:
         return (
-            facts.path,
+            stored_path(facts.path),
             facts.kind,
             facts.size,
             facts.mtime_ns,
@@ -436,7 +694,7 @@ class Store:
     def _upsert_file(self, facts: FileFacts) -> int:
         """Insert or replace the row for `facts.path`, dropping its old segments."""
         existing = self.conn.execute(
-            "SELECT id FROM files WHERE path = ?", (facts.path,)
+            "SELECT id FROM files WHERE path = ?", (stored_path(facts.path),)
         ).fetchone()
         if existing is None:
             cursor = self.conn.execute(
@@ -627,10 +885,11 @@ class Store:
         """Give an indexed file its new path and stat, keeping its vectors."""
         with self.transaction():
             # A failed or stale row may already sit at the destination path.
-            self.conn.execute("DELETE FROM files WHERE path = ? AND id != ?", (facts.path, file_id))
+            path = stored_path(facts.path)
+            self.conn.execute("DELETE FROM files WHERE path = ? AND id != ?", (path, file_id))
             self.conn.execute(
                 "UPDATE files SET path = ?, size = ?, mtime_ns = ?, indexed_at = ? WHERE id = ?",
-                (facts.path, facts.size, facts.mtime_ns, time.time(), file_id),
+                (path, facts.size, facts.mtime_ns, time.time(), file_id),
             )
 
     def touch_file(self, file_id: int, size: int, mtime_ns: int) -> None:
@@ -641,24 +900,31 @@ class Store:
             )
 
     def delete_files(self, paths: Iterable[str]) -> int:
-        """Remove these paths and everything stored for them, in one transaction."""
+        """Remove these paths and everything stored for them, a batch of files
+        per transaction, so that a concurrent run never waits long for the lock."""
         removed = 0
-        with self.transaction():
-            for path in paths:
-                row = self.conn.execute("SELECT id FROM files WHERE path = ?", (path,)).fetchone()
-                if row is None:
-                    continue
-                self._delete_segments(row[0])
-                self.conn.execute("DELETE FROM files WHERE id = ?", (row[0],))
-                removed += 1
+        pending = list(paths)
+        for start in range(0, len(pending), DELETE_BATCH):
+            with self.transaction():
+                for path in pending[start : start + DELETE_BATCH]:
+                    row = self.conn.execute(
+                        "SELECT id FROM files WHERE path = ?", (stored_path(path),)
+                    ).fetchone()
+                    if row is None:
+                        continue
+                    self._delete_segments(row[0])
+                    self.conn.execute("DELETE FROM files WHERE id = ?", (row[0],))
+                    removed += 1
         return removed
 
     def all_paths(self) -> list[str]:
-        return [row[0] for row in self.conn.execute("SELECT path FROM files")]
+        return [path_from_row(row[0]) for row in self.conn.execute("SELECT path FROM files")]
 
     def forget_roots(self, roots: Iterable[str]) -> None:
         with self.transaction():
-            self.conn.executemany("DELETE FROM roots WHERE path = ?", [(r,) for r in roots])
+            self.conn.executemany(
+                "DELETE FROM roots WHERE path = ?", [(stored_path(r),) for r in roots]
+            )
 
     def free_share(self) -> float:
         """The share of the file's pages that are free (what VACUUM would give back)."""
@@ -669,14 +935,65 @@ class Store:
     def vacuum(self) -> None:
         self.conn.execute("VACUUM")
 
-    def record_roots(self, roots: Iterable[str], indexed_at: float) -> None:
+    def record_roots(self, roots: Iterable[Root]) -> None:
+        """Remember folders as indexed (at `last_indexed_at`) with their excludes."""
         with self.transaction():
             for root in roots:
                 self.conn.execute(
-                    "INSERT INTO roots (path, added_at, last_indexed_at) VALUES (?, ?, ?) "
-                    "ON CONFLICT (path) DO UPDATE SET last_indexed_at = excluded.last_indexed_at",
-                    (root, indexed_at, indexed_at),
+                    "INSERT INTO roots (path, added_at, last_indexed_at, excludes) "
+                    "VALUES (?, ?, ?, ?) ON CONFLICT (path) DO UPDATE SET "
+                    "last_indexed_at = excluded.last_indexed_at, excludes = excluded.excludes",
+                    (
+                        stored_path(root.path),
+                        root.last_indexed_at or time.time(),
+                        root.last_indexed_at,
+                        json.dumps(list(root.excludes)),
+                    ),
                 )
+
+    def forgotten(self) -> list[str]:
+        """Files and folders `forget` removed, which later runs leave out."""
+        rows = self.conn.execute("SELECT path FROM forgotten ORDER BY path")
+        return [path_from_row(row[0]) for row in rows]
+
+    def remember_forgotten(self, paths: Iterable[str]) -> None:
+        with self.transaction():
+            self.conn.executemany(
+                "INSERT OR REPLACE INTO forgotten (path, forgotten_at) VALUES (?, ?)",
+                [(stored_path(path), time.time()) for path in paths],
+            )
+
+    def unforget(self, path: str) -> bool:
+        """Index `path` again in later runs (it was named on the command line).
+        Only the path itself: naming a folder above a forgotten one keeps that
+        one forgotten. Returns whether it had been forgotten."""
+        with self.transaction():
+            cursor = self.conn.execute("DELETE FROM forgotten WHERE path = ?", (stored_path(path),))
+        return cursor.rowcount > 0
+
+    def rename_folder(self, old: str, new: str) -> int:
+        """Give the files stored under `old` the paths they have under `new`
+        (another spelling of the same folder, reached through a link), dropping
+        any that are already stored under `new` too. Returns how many moved."""
+        where, params = _at_or_below("path", old)
+        rows = self.conn.execute(f"SELECT id, path FROM files WHERE {where}", params).fetchall()
+        moved = 0
+        for start in range(0, len(rows), DELETE_BATCH):
+            with self.transaction():
+                for file_id, raw in rows[start : start + DELETE_BATCH]:
+                    path = new + path_from_row(raw)[len(old) :]
+                    twin = self.conn.execute(
+                        "SELECT 1 FROM files WHERE path = ?", (stored_path(path),)
+                    ).fetchone()
+                    if twin is not None:
+                        self._delete_segments(file_id)
+                        self.conn.execute("DELETE FROM files WHERE id = ?", (file_id,))
+                    else:
+                        self.conn.execute(
+                            "UPDATE files SET path = ? WHERE id = ?", (stored_path(path), file_id)
+                        )
+                        moved += 1
+        return moved
 
     # Search ---------------------------------------------------------------
 
@@ -716,7 +1033,7 @@ class Store:
             "JOIN files f ON f.id = s.file_id ORDER BY knn.distance"
         )
         if not sharded:
-            return [SegmentHit(*row) for row in self.conn.execute(sql, params)]
+            return [_hit(row) for row in self.conn.execute(sql, params)]
         # Each shard's k best, scanned side by side on their own connections
         # (SQLite lets other threads run while a statement steps), then merged.
         # Below PARALLEL_FROM vectors opening the connections costs more than
@@ -731,7 +1048,7 @@ class Store:
             hits: list[SegmentHit] = []
             for shard in range(index, space.shards, len(readers)):
                 rows = readers[index].execute(sql, [*params[:2], shard, *params[2:]])
-                hits.extend(SegmentHit(*row) for row in rows)
+                hits.extend(_hit(row) for row in rows)
             return hits
 
         if len(readers) == 1:
@@ -744,13 +1061,13 @@ class Store:
         found.sort(key=lambda hit: hit.distance)
         return found[:k]
 
-    def _readers(self, count: int) -> list[Any]:
+    def _readers(self, count: int) -> list[_Connection]:
         """`count` connections to read with in parallel: this one, and more
         opened on first use (each loads sqlite-vec, a few milliseconds)."""
         while len(self._extra_readers) < count - 1:
-            conn, _ = _connect_driver(self.path)
-            conn.execute(f"PRAGMA busy_timeout = {BUSY_TIMEOUT_MS}")
-            conn.execute(f"PRAGMA mmap_size = {MMAP_BYTES}")
+            raw, _, driver_error = _connect_driver(self.path, self._mode)
+            conn = _Connection(raw, self.path, driver_error)
+            _configure(conn, write=False)
             self._extra_readers.append(conn)
         return [self.conn, *self._extra_readers[: count - 1]]
 
@@ -762,7 +1079,8 @@ class Store:
             "WHERE s.modality = ? ORDER BY f.path, s.start",
             (space.modality,),
         )
-        yield from rows
+        for path, *rest in rows:
+            yield (path_from_row(path), *rest)
 
     def has_vectors(self, space: Space) -> bool:
         row = self.conn.execute(
@@ -857,11 +1175,11 @@ class Store:
         rows = self.conn.execute(
             "SELECT path, coalesce(error, '') FROM files WHERE status = 'failed' ORDER BY path"
         )
-        return [(row[0], row[1]) for row in rows]
+        return [(path_from_row(row[0]), row[1]) for row in rows]
 
-    def roots(self) -> list[tuple[str, float | None]]:
-        rows = self.conn.execute("SELECT path, last_indexed_at FROM roots ORDER BY path")
-        return [(row[0], row[1]) for row in rows]
+    def roots(self) -> list[Root]:
+        rows = self.conn.execute("SELECT path, last_indexed_at, excludes FROM roots ORDER BY path")
+        return [Root(path_from_row(row[0]), row[1], tuple(json.loads(row[2]))) for row in rows]
 
     def last_indexed_at(self) -> float | None:
         row = self.conn.execute("SELECT max(last_indexed_at) FROM roots").fetchone()

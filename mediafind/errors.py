@@ -14,7 +14,22 @@ if TYPE_CHECKING:
 
 
 class MediafindError(Exception):
-    """Base class: a problem the user can act on, described in one line."""
+    """Base class: a problem the user can act on, described in one line.
+
+    The library words its messages in its own terms: where a message names
+    one of its arguments it writes `{argument}`, filled with the argument's
+    name (`limit must be at least 1, got 0`). The command line fills it with
+    the option the user typed instead (`--limit must be ...`); see `worded`.
+    """
+
+    def __init__(self, message: str, *, argument: str | None = None) -> None:
+        self.template = message
+        self.argument = argument
+        super().__init__(self.worded())
+
+    def worded(self, name: str | None = None) -> str:
+        """The message, naming the argument `name` (default: the library's own name)."""
+        return self.template.replace("{argument}", name or self.argument or "")
 
 
 class UsageError(MediafindError):
@@ -30,7 +45,11 @@ class IndexEmptyError(MediafindError):
 
 
 class DatabaseError(MediafindError):
-    """The index file cannot be opened, read or upgraded."""
+    """The index file cannot be opened, read, written or upgraded."""
+
+
+class IndexBusyError(DatabaseError):
+    """Another indexing run is writing to the same index."""
 
 
 class ModelUnavailableError(MediafindError):

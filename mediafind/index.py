@@ -22,15 +22,24 @@ from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any
 
-from mediafind.db import FileFacts, FileRecord, NewSegment, Part, Space, Store
+from mediafind.db import FileFacts, FileRecord, NewSegment, Part, Root, Space, Store, WriterLock
 from mediafind.errors import IndexInterruptedError, MediaError, ModelMismatchError, UsageError
+from mediafind.events import (
+    FileDone,
+    FileFailed,
+    FilePartial,
+    FolderSkipped,
+    IndexEvent,
+    RootMissing,
+    ScanDone,
+)
 from mediafind.hashing import content_hash
 from mediafind.media.audio import AudioReport, audio_windows
 from mediafind.media.image import load_image
 from mediafind.media.video import DEFAULT_MAX_GAP, sample_frames
 from mediafind.models.clap import ClapEmbedder
 from mediafind.models.clip import ClipEmbedder
-from mediafind.scan import FoundFile, is_under, normalize_roots, scan
+from mediafind.scan import FoundFile, canonical_path, is_under, normalize_roots, scan
 
 # Which models see which kinds of file.
 MODALITIES = {"image": ("visual",), "video": ("visual", "audio"), "audio": ("audio",)}
@@ -39,7 +48,11 @@ MODALITIES = {"image": ("visual",), "video": ("visual", "audio"), "audio": ("aud
 @dataclass
 class IndexOptions:
     include_hidden: bool = False
-    excludes: Sequence[str] = ()
+    # Globs given with the roots of this run, remembered with them; None: each
+    # root's remembered globs.
+    excludes: Sequence[str] | None = None
+    # Globs for every root (the config file's).
+    default_excludes: Sequence[str] = ()
     # Allow switching the index to another model by embedding everything again.
     reembed: bool = False
     # Longest stretch of a video without a kept frame, in seconds.
@@ -63,39 +76,6 @@ class IndexSummary:
     # Files elsewhere in the index that still lack vectors from a new model.
     reembed_pending: int = 0
     elapsed: float = 0.0
-
-
-@dataclass(frozen=True)
-class ScanDone:
-    found: int
-    to_process: int
-
-
-@dataclass(frozen=True)
-class FileDone:
-    path: str
-    outcome: str  # embedded | moved | copied | touched | failed
-
-
-@dataclass(frozen=True)
-class FileFailed:
-    path: str
-    reason: str
-
-
-@dataclass(frozen=True)
-class FilePartial:
-    path: str
-    reason: str
-
-
-@dataclass(frozen=True)
-class FolderSkipped:
-    path: str
-    reason: str
-
-
-IndexEvent = ScanDone | FileDone | FileFailed | FilePartial | FolderSkipped
 
 
 @dataclass
@@ -185,6 +165,13 @@ def existing_space(store: Store, embedder: Any, *, reembed: bool) -> Space | Non
     flag = "--model" if modality == "visual" else "--audio-model"
     if active is not None and not reembed and active.model == embedder.spec.text:
         wanted, held = embedder.precision, active.precision
+        if wanted == held:
+            raise ModelMismatchError(
+                f"the {modality} model {active.model} holds other weights than those that "
+                f"made the index {store.path} (its files were replaced); put the original "
+                "files back, or re-embed every file with the new ones: "
+                "mediafind index --reembed FOLDER..."
+            )
         raise ModelMismatchError(
             f"the index {store.path} holds {held} {modality} vectors of {active.model}, not "
             f"{wanted} ones, and the two are not mixed; to switch, re-embed every file with: "
@@ -245,6 +232,8 @@ def _audio_part(prepared: _Prepared, embedder: ClapEmbedder) -> _Part:
         part.inputs.append(embedder.features(window.samples))
         part.segments.append(NewSegment("audio", window.start, window.end))
     if prepared.task.found.kind == "audio":
+        if report.duration == 0 and report.problem is None:
+            raise MediaError("no sound in the file (no audio stream, or 0 samples)")
         prepared.duration = report.duration
         prepared.captured_at = report.captured_at
     if report.problem:
@@ -272,12 +261,25 @@ def _decode(prepared: _Prepared, models: _Models) -> None:
 
 
 def _prepare(task: _Task, reusable: dict[str, int], models: _Models) -> _Prepared:
-    """Hash and decode one file (runs in a worker thread: both release the GIL)."""
+    """Hash and decode one file (runs in a worker thread: both release the GIL).
+
+    Whatever goes wrong with one file, expected or not, becomes that file's
+    failure: a bad file never ends the run.
+    """
+    try:
+        return _prepare_file(task, reusable, models)
+    except Exception as error:
+        prepared = _Prepared(task)
+        prepared.error = f"unexpected error ({error.__class__.__name__}: {error})"
+        return prepared
+
+
+def _prepare_file(task: _Task, reusable: dict[str, int], models: _Models) -> _Prepared:
     prepared = _Prepared(task)
     try:
         prepared.content_hash = content_hash(task.found.path)
-    except OSError as error:
-        prepared.error = error.strerror or str(error)
+    except MediaError as error:
+        prepared.error = str(error)
         return prepared
     record = task.record
     if task.reason != "complete":
@@ -473,8 +475,12 @@ class _Run:
                         self.write_batch(batch)
                         batch = []
             self.write_batch(batch)
-        finally:
-            pool.shutdown(wait=True, cancel_futures=True)
+        except BaseException:
+            # A worker may be stuck in a read that never returns (a hung
+            # network mount): do not wait for it on the way out.
+            pool.shutdown(wait=False, cancel_futures=True)
+            raise
+        pool.shutdown(wait=True)
 
 
 def _plan(
@@ -506,6 +512,55 @@ def _plan(
     return tasks, unchanged
 
 
+def _named_roots(
+    store: Store, paths: Sequence[str | os.PathLike[str]], options: IndexOptions
+) -> list[Root]:
+    """The roots the user named: each is indexed even if it was forgotten (naming
+    it brings it back), under its one canonical spelling."""
+    remembered = {root.path: root for root in store.roots()}
+    for raw in paths:
+        spelled = os.path.abspath(os.path.expanduser(os.fspath(raw)))
+        canonical = canonical_path(raw)
+        if os.path.exists(canonical):
+            store.unforget(canonical)
+        if spelled != canonical and os.path.isdir(canonical):
+            # Indexed before through a link: one folder, one set of rows.
+            store.rename_folder(spelled, canonical)
+            store.forget_roots([spelled])
+    roots = normalize_roots(paths, skipped=store.forgotten())
+    return [
+        Root(
+            root,
+            excludes=tuple(options.excludes)
+            if options.excludes is not None
+            else remembered.get(root, Root(root)).excludes,
+        )
+        for root in roots
+    ]
+
+
+def _remembered_roots(store: Store, emit: Callable[[IndexEvent], None]) -> list[Root]:
+    """The remembered roots that are there today; those that are not (an
+    unmounted disk) are reported and their files kept."""
+    remembered = store.roots()
+    if not remembered:
+        raise UsageError("no folder given and none remembered; try: mediafind index ~/Pictures")
+    present: list[Root] = []
+    for root in remembered:
+        if not os.path.exists(root.path):
+            emit(RootMissing(root.path))
+            continue
+        canonical = canonical_path(root.path)
+        if canonical != root.path:
+            store.rename_folder(root.path, canonical)
+            store.forget_roots([root.path])
+        present.append(Root(canonical, root.last_indexed_at, root.excludes))
+    if not present:
+        raise UsageError("none of the remembered folders is there; is the disk mounted?")
+    kept = set(normalize_roots([root.path for root in present], skipped=store.forgotten()))
+    return [root for root in present if root.path in kept]
+
+
 def index_paths(
     store: Store,
     paths: Sequence[str | os.PathLike[str]],
@@ -514,20 +569,37 @@ def index_paths(
     on_event: Callable[[IndexEvent], None] | None = None,
     audio_embedder: ClapEmbedder | None = None,
 ) -> IndexSummary:
-    """Bring the index up to date with the media files under `paths`.
+    """Bring the index up to date with the media files under `paths` (none:
+    the folders the index remembers).
 
     Photos and videos' frames are embedded by `embedder`; recordings and
     videos' sound by `audio_embedder` (none: sound is left out). Files that
     cannot be read are recorded as failed, reported through `on_event` and
-    skipped; they are retried once they change. Raises IndexInterruptedError
-    (carrying the summary so far) on Ctrl-C.
+    skipped; they are retried once they change. One run at a time writes to an
+    index (IndexBusyError otherwise). Raises IndexInterruptedError (carrying
+    the summary so far) on Ctrl-C.
     """
     options = options or IndexOptions()
     if options.max_gap <= 0:
-        raise UsageError("--max-gap must be a positive number of seconds")
+        raise UsageError("{argument} must be a positive number of seconds", argument="max_gap")
     emit = on_event or (lambda event: None)
     started = time.monotonic()
-    roots = normalize_roots(paths)
+    with WriterLock(store.path):
+        store.check_writable()
+        roots = _named_roots(store, paths, options) if paths else _remembered_roots(store, emit)
+        summary = _index_roots(store, roots, embedder, options, emit, audio_embedder, started)
+    return summary
+
+
+def _index_roots(
+    store: Store,
+    roots: list[Root],
+    embedder: ClipEmbedder,
+    options: IndexOptions,
+    emit: Callable[[IndexEvent], None],
+    audio_embedder: ClapEmbedder | None,
+    started: float,
+) -> IndexSummary:
     embedders: dict[str, Any] = {"visual": embedder}
     if audio_embedder is not None:
         embedders["audio"] = audio_embedder
@@ -536,7 +608,14 @@ def index_paths(
         space = existing_space(store, model, reembed=options.reembed)
         if space is not None:
             spaces[modality] = space
-    found = scan(roots, include_hidden=options.include_hidden, excludes=options.excludes)
+    paths = [root.path for root in roots]
+    found = scan(
+        paths,
+        include_hidden=options.include_hidden,
+        excludes=options.default_excludes,
+        root_excludes={root.path: root.excludes for root in roots},
+        skipped=store.forgotten(),
+    )
     for folder, reason in found.unreadable:
         emit(FolderSkipped(folder, reason))
     # A model is loaded only when there is something for it: a photo folder
@@ -545,7 +624,7 @@ def index_paths(
     for modality, model in embedders.items():
         if modality not in spaces and any(modality in MODALITIES[kind] for kind in kinds):
             spaces[modality] = new_space(store, model)
-    known = store.files_under(roots)
+    known = store.files_under(paths)
     tasks, unchanged = _plan(found.files, known, store.spaces_by_file(), spaces)
     emit(ScanDone(len(found.files), len(tasks)))
 
@@ -575,6 +654,7 @@ def index_paths(
                 store.activate_space(space)
         if tasks or run.summary.removed:
             store.update_stats(space)
-    store.record_roots(roots, time.time())
+    now = time.time()
+    store.record_roots(Root(root.path, now, root.excludes) for root in roots)
     run.summary.elapsed = time.monotonic() - started
     return run.summary

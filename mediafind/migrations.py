@@ -124,9 +124,28 @@ def m004_space_shards(conn: Any) -> None:
     conn.execute("ALTER TABLE spaces ADD COLUMN shards INTEGER NOT NULL DEFAULT 1")
 
 
+def m005_forgotten_and_root_excludes(conn: Any) -> None:
+    _execute_all(
+        conn,
+        """
+        -- The --exclude globs given with a root, as a JSON list: later runs of
+        -- that root (cron's bare `mediafind index`) apply them again.
+        ALTER TABLE roots ADD COLUMN excludes TEXT NOT NULL DEFAULT '[]';
+
+        -- Files and folders the user removed with `forget`: later runs leave
+        -- them out until the user indexes one of them by name.
+        CREATE TABLE forgotten (
+            path TEXT PRIMARY KEY,
+            forgotten_at REAL NOT NULL
+        );
+        """,
+    )
+
+
 MIGRATIONS: list[Migration] = [
     m001_initial,
     m002_space_stats,
     m003_capture_time,
     m004_space_shards,
+    m005_forgotten_and_root_excludes,
 ]

@@ -7,6 +7,7 @@ Data goes to stdout; progress, warnings and summaries go to stderr, so that
 from __future__ import annotations
 
 import json
+import re
 import shlex
 import sys
 import time
@@ -31,16 +32,67 @@ from rich.text import Text
 
 if TYPE_CHECKING:
     # Only for annotations: a search should not import the indexing pipeline.
+    from mediafind.db import Root
     from mediafind.duplicates import DuplicateGroup
-    from mediafind.index import IndexEvent, IndexSummary
+    from mediafind.events import IndexEvent
+    from mediafind.index import IndexSummary
     from mediafind.search import SearchResult
     from mediafind.status import IndexStatus
 
 
+# What a terminal would act on rather than show: C0 and C1 controls (ESC
+# starts escape sequences that clear the screen or set the window title), DEL,
+# the bidirectional overrides that make a name display reversed, and the
+# surrogate escapes that stand for a name's bytes that are not UTF-8.
+_UNPRINTABLE = re.compile("[\x00-\x1f\x7f-\x9f\u202a-\u202e\u2066-\u2069\udc80-\udcff]")
+_NAMED = {"\n": "\\n", "\t": "\\t", "\r": "\\r"}
+
+
+def _escaped(match: re.Match[str]) -> str:
+    char = match.group()
+    if char in _NAMED:
+        return _NAMED[char]
+    code = ord(char)
+    if 0xDC80 <= code <= 0xDCFF:
+        return f"\\x{code - 0xDC00:02x}"  # the raw byte of a non-UTF-8 name
+    return f"\\x{code:02x}" if code < 0x100 else f"\\u{code:04x}"
+
+
+def printable(text: str) -> str:
+    """`text` safe to show a person: control characters and undecodable bytes
+    written as escapes (`\\n`, `\\x1b`, `\\xe9`), as `ls` does on a terminal."""
+    return _UNPRINTABLE.sub(_escaped, text)
+
+
 def stderr_line(message: str) -> None:
-    """One plain line on stderr: never wrapped, so scripts can grep it."""
-    sys.stderr.write(" ".join(message.split()) + "\n")
+    """One plain line on stderr: never wrapped, so scripts can grep it, and
+    never carrying a file name's control characters to the terminal."""
+    sys.stderr.write(printable(" ".join(message.split())) + "\n")
     sys.stderr.flush()
+
+
+def _write_exact(out: IO[str], text: str) -> None:
+    """Write `text` for a program: a file name's bytes exactly as they are on
+    disk (surrogate escapes back to the raw bytes), whatever stdout's encoding."""
+    data = text.encode("utf-8", "surrogateescape")
+    buffer = getattr(out, "buffer", None)
+    if buffer is None:
+        out.write(data.decode("utf-8", "surrogateescape"))
+        return
+    out.flush()
+    buffer.write(data)
+    buffer.flush()
+
+
+def json_text(value: Any, *, indent: int | None = None) -> str:
+    """JSON for scripts, always valid UTF-8: a name that is not UTF-8 carries
+    each undecodable byte as a `\\udcXX` escape (Python's surrogateescape), so
+    `os.fsencode(json.loads(line)["path"])` gives back the exact name."""
+    text = json.dumps(value, ensure_ascii=False, indent=indent)
+    return _SURROGATE.sub(lambda m: f"\\u{ord(m.group()):04x}", text)
+
+
+_SURROGATE = re.compile("[\ud800-\udfff]")
 
 
 def format_time(seconds: float | None) -> str:
@@ -85,7 +137,7 @@ class IndexReporter:
             self.progress.stop()
 
     def warn(self, message: str) -> None:
-        line = "mediafind: warning: " + " ".join(message.split())
+        line = printable("mediafind: warning: " + " ".join(message.split()))
         if self.progress is not None:
             self.progress.console.print(escape(line), soft_wrap=True, highlight=False)
         else:
@@ -93,7 +145,14 @@ class IndexReporter:
             self.stream.flush()
 
     def __call__(self, event: IndexEvent) -> None:
-        from mediafind.index import FileDone, FileFailed, FilePartial, FolderSkipped, ScanDone
+        from mediafind.events import (
+            FileDone,
+            FileFailed,
+            FilePartial,
+            FolderSkipped,
+            RootMissing,
+            ScanDone,
+        )
 
         if isinstance(event, ScanDone):
             if self.console.is_terminal and event.to_process:
@@ -117,6 +176,8 @@ class IndexReporter:
             self.warn(f"{event.path}: partly indexed: {event.reason}")
         elif isinstance(event, FolderSkipped):
             self.warn(f"{event.path}: cannot list folder ({event.reason}); kept what was indexed")
+        elif isinstance(event, RootMissing):
+            self.warn(f"{event.path}: not found (unmounted?); its files kept")
         elif isinstance(event, FileDone) and self.progress is not None:
             self.progress.advance(self.task)
             done = self.progress.tasks[0].completed
@@ -167,7 +228,7 @@ def print_results_table(
         cells = [str(rank), f"{result.score:.3f}", result.kind]
         if with_moments:
             cells.append(format_time(result.start))
-        path = Text(result.path)
+        path = Text(printable(result.path))
         if console.is_terminal:
             # Terminals that know OSC 8 make the path a link that opens the file.
             path.stylize(Style(link=Path(result.path).as_uri()))
@@ -176,15 +237,18 @@ def print_results_table(
     video = next((r for r in results if r.kind == "video" and r.start is not None), None)
     if video is not None:
         console.print(
-            escape(f"play the top moment: mpv --start={video.start:.1f} {shlex.quote(video.path)}"),
+            escape(
+                printable(
+                    f"play the top moment: mpv --start={video.start:.1f} {shlex.quote(video.path)}"
+                )
+            ),
             soft_wrap=True,
         )
 
 
 def print_results_json(results: Sequence[SearchResult], stream: IO[str] | None = None) -> None:
     out = stream or sys.stdout
-    json.dump([result.to_dict() for result in results], out, ensure_ascii=False, indent=2)
-    out.write("\n")
+    out.write(json_text([result.to_dict() for result in results], indent=2) + "\n")
 
 
 def print_results_paths(
@@ -192,12 +256,14 @@ def print_results_paths(
 ) -> None:
     out = stream or sys.stdout
     end = "\0" if null else "\n"
-    for result in results:
-        out.write(result.path + end)
-    out.flush()
+    _write_exact(out, "".join(result.path + end for result in results))
 
 
 FORMAT_FIELDS = ("path", "name", "kind", "score", "start", "end", "modality", "rank")
+# A --format field's spec: fill, alignment, width and precision, nothing else,
+# and widths a terminal could show (a width of 200,000,000 would allocate it).
+_FORMAT_SPEC = re.compile(r"(?:.?[<>^])?(\d{0,4})(?:\.(\d{1,4}))?")
+MAX_FORMAT_WIDTH = 1000
 
 
 def _unescape(template: str) -> str:
@@ -215,11 +281,57 @@ def _unescape(template: str) -> str:
     return "".join(out)
 
 
-def format_result(template: str, result: SearchResult, rank: int) -> str:
-    """One result through a --format template; unknown fields are a UsageError."""
-    import os
+def parse_template(template: str) -> list[tuple[str, str | None, str]]:
+    """A --format template as (literal text, field or None, spec) pieces.
+
+    Only the named fields, each with at most a simple spec: no attributes or
+    indexes (`{path.__class__}`), no conversions, no nested fields. Raises
+    UsageError naming what is wrong.
+    """
+    import string
 
     from mediafind.errors import UsageError
+
+    known = " ".join(f"{{{name}}}" for name in FORMAT_FIELDS)
+    try:
+        parsed = list(string.Formatter().parse(_unescape(template)))
+    except ValueError as error:
+        raise UsageError(
+            f"{{argument}}: {error} (write {{{{ and }}}} for literal braces)",
+            argument="template",
+        ) from None
+    pieces: list[tuple[str, str | None, str]] = []
+    for literal, field, spec, conversion in parsed:
+        if field is None:
+            pieces.append((literal, None, ""))
+            continue
+        if field not in FORMAT_FIELDS:
+            raise UsageError(
+                f"{{argument}}: unknown field {{{field}}}; known: {known}", argument="template"
+            )
+        if conversion:
+            raise UsageError(
+                f"{{argument}}: {{{field}!{conversion}}}: conversions are not supported",
+                argument="template",
+            )
+        match = _FORMAT_SPEC.fullmatch(spec or "")
+        if match is None or any(
+            int(number) > MAX_FORMAT_WIDTH for number in match.groups() if number
+        ):
+            raise UsageError(
+                f"{{argument}}: {{{field}:{spec}}}: a field takes only an alignment, a width "
+                f"and a precision (each at most {MAX_FORMAT_WIDTH}), e.g. {{{field}:<20}}",
+                argument="template",
+            )
+        pieces.append((literal, field, spec or ""))
+    return pieces
+
+
+def format_result(
+    pieces: Sequence[tuple[str, str | None, str]], result: SearchResult, rank: int
+) -> str:
+    """One result through a template from `parse_template`."""
+    import os
 
     fields = {
         "path": result.path,
@@ -231,15 +343,10 @@ def format_result(template: str, result: SearchResult, rank: int) -> str:
         "modality": result.modality,
         "rank": str(rank),
     }
-    try:
-        return _unescape(template).format_map(fields)
-    except KeyError as error:
-        raise UsageError(
-            f"--format: unknown field {{{error.args[0]}}}; known: "
-            + " ".join(f"{{{name}}}" for name in FORMAT_FIELDS)
-        ) from None
-    except (ValueError, IndexError) as error:
-        raise UsageError(f"--format: {error} (write {{{{ and }}}} for literal braces)") from None
+    return "".join(
+        literal + ("" if field is None else format(fields[field], spec))
+        for literal, field, spec in pieces
+    )
 
 
 def print_results(
@@ -255,17 +362,15 @@ def print_results(
         print_results_json(results, out)
     elif style == "jsonl":
         for result in results:
-            out.write(json.dumps(result.to_dict(), ensure_ascii=False) + "\n")
+            out.write(json_text(result.to_dict()) + "\n")
             out.flush()
     elif style == "paths":
         print_results_paths(results, null=null, stream=out)
     elif style == "format":
-        assert template is not None
-        lines = [format_result(template, r, rank) for rank, r in enumerate(results, start=1)]
+        pieces = parse_template(template or "")
         end = "\0" if null else "\n"
-        for line in lines:
-            out.write(line + end)
-        out.flush()
+        lines = [format_result(pieces, r, rank) + end for rank, r in enumerate(results, start=1)]
+        _write_exact(out, "".join(lines))
     elif results:
         print_results_table(results, out)
 
@@ -275,14 +380,16 @@ def print_status(status: IndexStatus, stream: IO[str] | None = None) -> None:
     table = Table(box=None, show_header=False, pad_edge=False)
     table.add_column(style="bold")
     table.add_column(overflow="fold")
-    table.add_row("index", escape(f"{status.db_path} ({_human_bytes(status.db_bytes)})"))
+    table.add_row("index", escape(printable(f"{status.db_path} ({_human_bytes(status.db_bytes)})")))
     for model in status.models:
         state = "" if model.active else " (re-embedding, not yet searched)"
         table.add_row(
             f"{model.modality} model",
             escape(
-                f"{model.model}{' in int8' if model.precision == 'int8' else ''}, "
-                f"{model.dim} dimensions, {model.vectors} vectors{state}"
+                printable(
+                    f"{model.model}{' in int8' if model.precision == 'int8' else ''}, "
+                    f"{model.dim} dimensions, {model.vectors} vectors{state}"
+                )
             ),
         )
     if not status.models:
@@ -297,23 +404,26 @@ def print_status(status: IndexStatus, stream: IO[str] | None = None) -> None:
     table.add_row("segments", str(status.segments))
     table.add_row("failed", str(len(status.failed)))
     for path, error in status.failed[:10]:
-        table.add_row("", escape(f"{path}: {error}"))
+        table.add_row("", escape(printable(f"{path}: {error}")))
     if len(status.failed) > 10:
         table.add_row("", f"... and {len(status.failed) - 10} more (see status --json)")
-    for path, _ in status.roots:
-        table.add_row("root", escape(path))
+    for root in status.roots:
+        excludes = f" (excluding {', '.join(root.excludes)})" if root.excludes else ""
+        table.add_row("root", escape(printable(root.path + excludes)))
     table.add_row("last indexed", _when(status.last_indexed_at))
     table.add_row("sqlite driver", status.sqlite_driver)
     exists = "" if status.config_exists else " (none; optional)"
-    table.add_row("config file", escape(status.config_path + exists))
+    table.add_row("config file", escape(printable(status.config_path + exists)))
     console.print(table)
 
 
-def print_roots(roots: Sequence[tuple[str, float | None]], stream: IO[str] | None = None) -> None:
-    """One remembered folder per line, with when it was last indexed (tab-separated)."""
+def print_roots(roots: Sequence[Root], stream: IO[str] | None = None) -> None:
+    """One remembered folder per line, tab-separated: its path, when it was last
+    indexed, and the globs it is indexed without."""
     out = stream or sys.stdout
-    for path, indexed_at in roots:
-        out.write(f"{path}\t{_when(indexed_at)}\n")
+    for root in roots:
+        fields = [root.path, _when(root.last_indexed_at), *root.excludes]
+        out.write("\t".join(printable(field) for field in fields) + "\n")
 
 
 def print_duplicates(
@@ -322,18 +432,16 @@ def print_duplicates(
     """Groups as JSON, or for people: a header line per group, then its paths."""
     out = stream or sys.stdout
     if as_json:
-        json.dump([group.to_dict() for group in groups], out, ensure_ascii=False, indent=2)
-        out.write("\n")
+        out.write(json_text([group.to_dict() for group in groups], indent=2) + "\n")
         return
     for number, group in enumerate(groups, start=1):
         if number > 1:
             out.write("\n")
         out.write(f"# {len(group.paths)} {group.kind}s alike at {group.similarity:.3f}\n")
         for path in group.paths:
-            out.write(path + "\n")
+            out.write(printable(path) + "\n")
 
 
 def print_status_json(status: IndexStatus, stream: IO[str] | None = None) -> None:
     out = stream or sys.stdout
-    json.dump(status.to_dict(), out, ensure_ascii=False, indent=2)
-    out.write("\n")
+    out.write(json_text(status.to_dict(), indent=2) + "\n")

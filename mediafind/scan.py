@@ -9,7 +9,7 @@ import fnmatch
 import importlib.util
 import os
 import stat
-from collections.abc import Iterable, Sequence
+from collections.abc import Collection, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 
 from mediafind.errors import UsageError
@@ -56,21 +56,41 @@ class ScanResult:
     unreadable: list[tuple[str, str]] = field(default_factory=list)
 
 
-def normalize_roots(paths: Iterable[str | os.PathLike[str]]) -> list[str]:
-    """Absolute, existing, de-duplicated roots; a root inside another is dropped."""
+def canonical_path(raw: str | os.PathLike[str]) -> str:
+    """One spelling per file or folder: absolute, with every linked folder on the
+    way resolved, so a folder reached through a link and through its real path
+    is one folder. A linked file keeps its own name (it is what was indexed)."""
+    path = os.path.abspath(os.path.expanduser(os.fspath(raw)))
+    if os.path.isdir(path):
+        return os.path.realpath(path)
+    head, name = os.path.split(path)
+    return os.path.join(os.path.realpath(head), name)
+
+
+def normalize_roots(
+    paths: Iterable[str | os.PathLike[str]], *, skipped: Iterable[str] = ()
+) -> list[str]:
+    """Canonical, existing, de-duplicated roots; a root inside another is dropped,
+    unless a `skipped` path (forgotten) lies between them, since the outer
+    root's walk would then not reach it."""
     roots: list[str] = []
     for raw in paths:
-        path = os.path.abspath(os.path.expanduser(os.fspath(raw)))
+        path = canonical_path(raw)
         if not os.path.exists(path):
-            raise UsageError(f"{raw}: no such file or folder")
+            raise UsageError(f"{os.fsdecode(raw)}: no such file or folder", argument="paths")
         if not (os.path.isdir(path) or os.path.isfile(path)):
-            raise UsageError(f"{raw}: not a file or folder")
+            raise UsageError(f"{os.fsdecode(raw)}: not a file or folder", argument="paths")
         roots.append(path)
     roots.sort()
+    between = list(skipped)
     kept: list[str] = []
     for root in roots:
         if not any(
-            root == outer or root.startswith(outer.rstrip(os.sep) + os.sep) for outer in kept
+            is_under(root, outer)
+            and not any(
+                is_under(root, gap) and is_under(gap, outer) and gap != outer for gap in between
+            )
+            for outer in kept
         ):
             kept.append(root)
     return kept
@@ -91,17 +111,22 @@ def scan(
     *,
     include_hidden: bool = False,
     excludes: Sequence[str] = (),
+    root_excludes: Mapping[str, Sequence[str]] | None = None,
+    skipped: Collection[str] = (),
 ) -> ScanResult:
     """List media files under `roots` (from `normalize_roots`).
 
     Symbolic links are followed; a folder reached twice (a link back to an
     ancestor, two links to one place) is walked once. `excludes` are globs
-    matched against each name and against the path relative to its root.
+    matched against each name and against the path relative to its root;
+    `root_excludes` adds globs for some roots only. Files and folders in
+    `skipped` (absolute paths: what the user forgot) are left out.
     """
     kinds = kind_by_extension()
     result = ScanResult(roots=list(roots))
     seen_files: set[str] = set()
     visited_dirs: set[tuple[int, int]] = set()
+    skipped = set(skipped)
 
     def add_file(path: str, info: os.stat_result) -> None:
         kind = kinds.get(os.path.splitext(path)[1].lower())
@@ -111,6 +136,9 @@ def scan(
         result.files.append(FoundFile(path, kind, info.st_size, info.st_mtime_ns))
 
     for root in roots:
+        if root in skipped:
+            continue
+        patterns = (*excludes, *(root_excludes or {}).get(root, ()))
         if os.path.isfile(root):
             add_file(root, os.stat(root))
             continue
@@ -133,7 +161,9 @@ def scan(
                 if not include_hidden and entry.name.startswith("."):
                     continue
                 entry_relative = f"{relative}/{entry.name}" if relative else entry.name
-                if excludes and _excluded(entry.name, entry_relative, excludes):
+                if patterns and _excluded(entry.name, entry_relative, patterns):
+                    continue
+                if entry.path in skipped:
                     continue
                 try:
                     entry_info = entry.stat()  # follows links; a broken link raises

@@ -29,6 +29,7 @@ from mediafind.db import KNN_MAX_K, Filters, SegmentHit, Space, Store
 from mediafind.errors import IndexEmptyError, MediaError, ModelMismatchError, UsageError
 from mediafind.models.clap import ClapEmbedder
 from mediafind.models.clip import ClipEmbedder
+from mediafind.scan import canonical_path
 
 if TYPE_CHECKING:
     import numpy as np
@@ -154,12 +155,12 @@ def parse_time(text: str) -> float:
 
 def parse_example(text: str) -> Example:
     """FILE or FILE@TIME; a file whose own name holds '@' is taken as it is."""
-    path = os.path.abspath(os.path.expanduser(text))
+    path = canonical_path(text)
     if os.path.isfile(path):
         return Example(path)
     head, at, tail = text.rpartition("@")
     if at and head:
-        media = os.path.abspath(os.path.expanduser(head))
+        media = canonical_path(head)
         if os.path.isfile(media):
             try:
                 return Example(media, parse_time(tail))
@@ -203,7 +204,7 @@ def make_filters(
     if start is not None and stop is not None and start >= stop:
         raise UsageError("--since is not before --until")
     return Filters(
-        folders=[os.path.abspath(os.path.expanduser(folder)) for folder in folders],
+        folders=[canonical_path(folder) for folder in folders],
         since=start,
         until=stop,
         min_duration=low,
@@ -399,7 +400,7 @@ def parse_part(text: str, *, negative: bool = False) -> QueryPart:
     if not body.strip():
         raise UsageError(f"{'--not' if negative else '--and'} {text!r}: nothing after the weight")
     sign = -1.0 if negative else 1.0
-    path = os.path.abspath(os.path.expanduser(body))
+    path = canonical_path(body)
     if os.path.isfile(path):
         return QueryPart(sign * weight, example=Example(path))
     return QueryPart(sign * weight, text=body)
@@ -458,6 +459,13 @@ def _check(store: Store, searchers: Searchers) -> dict[str, Space]:
             continue
         if embedder.key != space.model_key:
             flag = "--model" if modality == "visual" else "--audio-model"
+            if embedder.spec.text == space.model:
+                raise ModelMismatchError(
+                    f"the {modality} model {space.model} holds other weights than those that "
+                    f"made the index {store.path} (its files were replaced); put the original "
+                    "files back, or re-embed every file with the new ones: "
+                    "mediafind index --reembed FOLDER..."
+                )
             raise ModelMismatchError(
                 f"the index {store.path} was built with {modality} model {space.model}, not "
                 f"{embedder.spec.text}; search without {flag}, or re-embed with: "

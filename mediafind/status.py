@@ -6,7 +6,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from mediafind import config
-from mediafind.db import Store
+from mediafind.db import Root, Store
 
 
 @dataclass(frozen=True)
@@ -28,7 +28,7 @@ class IndexStatus:
     files: dict[str, int]
     segments: int
     failed: list[tuple[str, str]]
-    roots: list[tuple[str, float | None]]
+    roots: list[Root]
     last_indexed_at: float | None
     config_path: str
     config_exists: bool
@@ -42,7 +42,10 @@ class IndexStatus:
             "files": self.files,
             "segments": self.segments,
             "failed": [{"path": path, "error": error} for path, error in self.failed],
-            "roots": [{"path": path, "last_indexed_at": at} for path, at in self.roots],
+            "roots": [
+                {"path": r.path, "last_indexed_at": r.last_indexed_at, "excludes": list(r.excludes)}
+                for r in self.roots
+            ],
             "last_indexed_at": self.last_indexed_at,
             "config_path": self.config_path,
             "config_exists": self.config_exists,

@@ -154,6 +154,25 @@ def cli() -> Cli:
     return Cli()
 
 
+# How to take a current index back to an older schema, step by step: tests of
+# migrations make an index with today's code, then turn it into what an older
+# mediafind left.
+UNDO_MIGRATION = {
+    5: ("ALTER TABLE roots DROP COLUMN excludes", "DROP TABLE forgotten"),
+    4: ("ALTER TABLE spaces DROP COLUMN shards",),
+    3: ("DROP INDEX files_captured_at", "ALTER TABLE files DROP COLUMN captured_at"),
+}
+
+
+def downgrade(conn, version: int) -> None:  # type: ignore[no-untyped-def]
+    """Undo the migrations after `version` on an open connection."""
+    current = conn.execute("PRAGMA user_version").fetchone()[0]
+    for number in range(current, version, -1):
+        for statement in UNDO_MIGRATION[number]:
+            conn.execute(statement)
+    conn.execute(f"PRAGMA user_version = {version}")
+
+
 def subprocess_env(extra: dict[str, str] | None = None) -> dict[str, str]:
     env = dict(os.environ)
     env.update(extra or {})

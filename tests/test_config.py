@@ -47,12 +47,11 @@ def test_audio_model_and_device_precedence(config_file: Path, monkeypatch):
 def test_limit_output_and_excludes(config_file: Path):
     assert config.resolve_limit(None) == 20
     assert config.resolve_output(None) == "table"
-    assert config.resolve_excludes(None) == ()
+    assert config.default_excludes() == ()
     write(config_file, 'limit = 3\noutput = "jsonl"\nexclude = ["*.tmp", "Trash"]\n')
     assert config.resolve_limit(None) == 3 and config.resolve_limit(7) == 7
     assert config.resolve_output(None) == "jsonl" and config.resolve_output("paths") == "paths"
-    assert config.resolve_excludes(None) == ("*.tmp", "Trash")
-    assert config.resolve_excludes(["raw"]) == ("raw",)
+    assert config.default_excludes() == ("*.tmp", "Trash")
 
 
 def test_config_file_drives_the_cli(cli, config_file: Path, library: Path):

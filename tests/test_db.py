@@ -7,6 +7,7 @@ import sqlite3
 from pathlib import Path
 
 import pytest
+from conftest import downgrade
 
 from mediafind.db import Store
 from mediafind.errors import DatabaseError, IndexNotFoundError
@@ -188,8 +189,7 @@ def test_an_index_from_before_shards_keeps_working(db_path: Path):
             "embedding float[8] distance_metric=cosine, kind TEXT)"
         )
         store.conn.executemany(f"INSERT INTO {space.table} VALUES (?, ?, ?)", rows)
-        store.conn.execute("ALTER TABLE spaces DROP COLUMN shards")
-        store.conn.execute("PRAGMA user_version = 3")
+        downgrade(store.conn, 3)
     with Store.open(db_path, create=False) as store:
         old = store.active_space("visual")
         assert old is not None and old.shards == 1

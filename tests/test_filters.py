@@ -10,7 +10,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from conftest import COLORS, draw_photo
+from conftest import COLORS, downgrade, draw_photo
 from media_factory import Shot, make_audio, make_video
 
 from mediafind.db import Store
@@ -141,10 +141,7 @@ def test_capture_time_migration_keeps_older_indexes(db_path: Path, cli, library)
     cli("index", library)
     # Turn the file back into a schema-2 index, as an older mediafind left it.
     with Store.open(db_path, create=False) as store:
-        store.conn.execute("DROP INDEX files_captured_at")
-        store.conn.execute("ALTER TABLE files DROP COLUMN captured_at")
-        store.conn.execute("ALTER TABLE spaces DROP COLUMN shards")
-        store.conn.execute("PRAGMA user_version = 2")
+        downgrade(store.conn, 2)
     with Store.open(db_path, create=False) as store:
         assert store.conn.execute("PRAGMA user_version").fetchone()[0] == len(MIGRATIONS)
         rows = store.conn.execute("SELECT count(*), count(captured_at) FROM files").fetchone()

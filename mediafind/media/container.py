@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from mediafind.errors import MediaError
+from mediafind.hashing import open_regular
 
 
 def reason(error: BaseException) -> str:
@@ -17,6 +18,8 @@ def open_media(path: str, what: str) -> Any:
     """An open PyAV container; MediaError saying why not (`what`: "video", "audio file")."""
     import av
 
+    # FFmpeg would block forever opening a FIFO swapped in after the scan.
+    open_regular(path).close()
     try:
         return av.open(path, metadata_errors="ignore")
     except FileNotFoundError as error:

@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
+import threading
 import warnings
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 from mediafind.errors import MediaError
+from mediafind.hashing import open_regular
 from mediafind.media.capture import exif_capture_time
 
 if TYPE_CHECKING:
@@ -17,6 +20,18 @@ if TYPE_CHECKING:
 _SWAPS_AXES = {5, 6, 7, 8}
 _ORIENTATION_TAG = 0x0112
 _heif_registered = False
+
+# The most pixels decoded for one picture, after JPEG's reduced decoding (so
+# any JPEG passes: a 400-megapixel one decodes at an eighth of its width). A
+# PNG of 13000x13000 is a few hundred KB of flat colour but needs 2 GB to
+# decode; this many pixels need at most ~200 MB (RGBA), and larger pictures are
+# skipped with a warning (README). 50 megapixels covers 8K screenshots and
+# stitched panoramas saved as PNG or TIFF.
+MAX_DECODED_PIXELS = 50_000_000
+# Pictures above this many decoded pixels are decoded one at a time, so that
+# several decoding threads never hold several of them at once.
+_LARGE_PIXELS = 16_000_000
+_large_decodes = threading.BoundedSemaphore(1)
 
 
 @dataclass
@@ -47,27 +62,27 @@ def load_image(path: str, min_side: int) -> DecodedImage:
     scale: a 12-megapixel photo is never fully decoded just to become 224 px.
     Raises MediaError with a reason a person can act on.
     """
-    from PIL import Image, ImageOps, UnidentifiedImageError
+    from PIL import Image, UnidentifiedImageError
 
     _register_heif()
     try:
-        if os.path.getsize(path) == 0:
-            raise MediaError("empty file (0 bytes)")
-        with warnings.catch_warnings():
-            # Panoramas between Pillow's warning and error limits are real photos.
-            warnings.simplefilter("ignore", Image.DecompressionBombWarning)
-            with Image.open(path) as opened:
-                width, height = opened.size
-                if width <= 0 or height <= 0:
-                    raise MediaError(f"image has no pixels ({width}x{height})")
-                exif = opened.getexif()
-                orientation = exif.get(_ORIENTATION_TAG, 1)
-                captured_at = exif_capture_time(exif)
-                if opened.format == "JPEG":
-                    opened.draft("RGB", (min_side, min_side))
-                opened.load()
-                upright = ImageOps.exif_transpose(opened)
-                rgb = upright.convert("RGB")
+        with open_regular(path) as handle:
+            if os.fstat(handle.fileno()).st_size == 0:
+                raise MediaError("empty file (0 bytes)")
+            with warnings.catch_warnings():
+                # Panoramas between Pillow's warning and error limits are real
+                # photos; our own limit applies below.
+                warnings.simplefilter("ignore", Image.DecompressionBombWarning)
+                with Image.open(handle) as opened:
+                    width, height = opened.size
+                    if width <= 0 or height <= 0:
+                        raise MediaError(f"image has no pixels ({width}x{height})")
+                    exif = opened.getexif()
+                    orientation = exif.get(_ORIENTATION_TAG, 1)
+                    captured_at = exif_capture_time(exif)
+                    if opened.format == "JPEG":
+                        opened.draft("RGB", (min_side, min_side))
+                    rgb = _decode_upright(opened)
     except MediaError:
         raise
     except Image.DecompressionBombError as error:
@@ -89,3 +104,21 @@ def load_image(path: str, min_side: int) -> DecodedImage:
     if orientation in _SWAPS_AXES:
         width, height = height, width
     return DecodedImage(rgb, width, height, captured_at)
+
+
+def _decode_upright(opened: Image) -> Image:
+    """Decode an opened picture, upright and in RGB, within the pixel limit."""
+    from PIL import ImageOps
+
+    decoded_width, decoded_height = opened.size  # after any reduced decoding
+    pixels = decoded_width * decoded_height
+    if pixels > MAX_DECODED_PIXELS:
+        raise MediaError(
+            f"image too large to decode ({decoded_width}x{decoded_height}, "
+            f"{pixels / 1e6:.0f} megapixels; mediafind decodes up to "
+            f"{MAX_DECODED_PIXELS / 1e6:.0f})"
+        )
+    with _large_decodes if pixels > _LARGE_PIXELS else contextlib.nullcontext():
+        opened.load()
+        upright = ImageOps.exif_transpose(opened)
+        return upright.convert("RGB")

@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from mediafind.errors import MediafindError, ModelUnavailableError, UsageError
-from mediafind.hashing import content_hash
+from mediafind.hashing import weights_fingerprint
 from mediafind.models import fast
 from mediafind.models.clap_fast import FastClap
 from mediafind.models.common import (
@@ -74,7 +74,7 @@ def audio_model_key(spec: AudioModelSpec) -> str:
     digest.update((folder / "config.json").read_bytes())
     for name in _WEIGHT_NAMES:
         if (folder / name).is_file():
-            digest.update(content_hash(folder / name).encode())
+            digest.update(weights_fingerprint(folder / name).encode())
     return f"clap:local:{digest.hexdigest()}"
 
 

@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from mediafind.errors import MediafindError, ModelUnavailableError, UsageError
-from mediafind.hashing import content_hash
+from mediafind.hashing import weights_fingerprint
 from mediafind.models import fast
 from mediafind.models.clip_fast import FastClip
 from mediafind.models.common import (
@@ -166,7 +166,7 @@ def model_key(spec: ModelSpec) -> str:
         assert weights is not None
         digest = hashlib.blake2b(digest_size=16)
         digest.update((folder / "open_clip_config.json").read_bytes())
-        digest.update(content_hash(weights).encode())
+        digest.update(weights_fingerprint(weights).encode())
         return f"open_clip:local-dir:{digest.hexdigest()}"
     if spec.source == "hf-hub":
         return f"open_clip:hf-hub:{spec.name}"
