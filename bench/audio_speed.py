@@ -123,7 +123,7 @@ def main() -> None:
                 (single / path.name).symlink_to(path)
                 with Store.open(Path(work) / "bench.db", create=True) as store:
                     started = time.perf_counter()
-                    index_paths(store, [single], clip, audio_embedder=clap)
+                    index_paths(store, [single], {"visual": clip, "audio": clap})
                     times.append(time.perf_counter() - started)
                     windows = store.segment_total()
         seconds = statistics.median(times)

@@ -141,14 +141,15 @@ marks = [("start", time.perf_counter())]
 def mark(name): marks.append((name, time.perf_counter()))
 import numpy, onnxruntime, typer, rich
 from mediafind.cli import app
-from mediafind import search as search_module
+from mediafind import query as search_module
 from mediafind.db import Store
 from mediafind.output import print_results_json
 mark("imports")
 store = Store.open(__import__("pathlib").Path(sys.argv[1]), create=False)
-searchers = search_module.searchers_for_index(store, None, None, "auto")
+from mediafind.modalities import models_for_index
+models = models_for_index(store, searching=True)
 mark("open index")
-embedder = searchers.visual
+embedder = models["visual"]
 backend = embedder._backend(text=True)
 if hasattr(backend, "tokenize"):
     backend.text_session(); backend.tokenize(["warm up the tokenizer files"])
@@ -156,7 +157,7 @@ mark("model load")
 vector = embedder.embed_texts([sys.argv[2]])
 mark("text encoding")
 embedder.embed_texts = lambda texts: vector
-results = search_module.search(store, sys.argv[2], searchers, limit=20)
+results = search_module.search(store, sys.argv[2], models, limit=20)
 mark("vector search")
 print_results_json(results, io.StringIO())
 mark("output")

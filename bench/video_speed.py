@@ -144,7 +144,7 @@ def main() -> None:
             Store.open(Path(folder) / "bench.db", create=True) as store,
         ):
             started = time.perf_counter()
-            index_paths(store, [clip_dir], embedder)
+            index_paths(store, [clip_dir], {"visual": embedder})
             totals.append(time.perf_counter() - started)
 
     total = statistics.median(totals)

@@ -2,14 +2,19 @@
 
 The library API, for use without the command line::
 
-    from mediafind import ClipEmbedder, Store, index_paths, search
+    from pathlib import Path
+    from mediafind import Store, index_paths, search
 
     with Store.open(Path("index.db"), create=True) as store:
-        index_paths(store, ["~/Pictures"], ClipEmbedder("ViT-B-32-256:datacomp_s34b_b86k"))
-        for result in search(store, "a red bicycle", embedder_for_index(store, None, "auto")):
+        index_paths(store, ["~/Pictures"])
+        for result in search(store, "a red bicycle"):
             print(result.score, result.path)
 
-Submodules are imported on first use, so `import mediafind` stays cheap.
+Models are chosen as the command line chooses them (`models_for_index`):
+$MEDIAFIND_MODEL and the config file, else the index's own, else the
+defaults. Submodules are imported on first use, so `import mediafind` stays
+cheap; public names differ from submodule names, so importing a submodule
+never hides one.
 """
 
 from __future__ import annotations
@@ -31,18 +36,18 @@ __version__ = "0.1.0"
 
 _EXPORTS = {
     "Store": "mediafind.db",
+    "Filters": "mediafind.db",
     "ClipEmbedder": "mediafind.models.clip",
     "ClapEmbedder": "mediafind.models.clap",
     "IndexOptions": "mediafind.index",
-    "IndexSummary": "mediafind.index",
     "index_paths": "mediafind.index",
-    "search": "mediafind.search",
-    "embedder_for_index": "mediafind.search",
-    "searchers_for_index": "mediafind.search",
-    "Searchers": "mediafind.search",
-    "Example": "mediafind.search",
-    "SearchResult": "mediafind.search",
-    "Moment": "mediafind.search",
+    "IndexSummary": "mediafind.events",
+    "models_for_index": "mediafind.modalities",
+    "Example": "mediafind.modalities",
+    "search": "mediafind.query",
+    "QueryPart": "mediafind.query",
+    "SearchResult": "mediafind.query",
+    "Moment": "mediafind.query",
     "index_status": "mediafind.status",
     "MediafindError": "mediafind.errors",
 }

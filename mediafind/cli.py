@@ -2,7 +2,9 @@
 
 This is the only module that prints for people or chooses exit codes:
 0 success (for search: something was found), 1 search found nothing,
-2 an error the user can fix, 130 interrupted.
+2 an error the user can fix, 130 interrupted. It names options; the library
+names its arguments, and `_Group.invoke` words the library's errors with the
+options the user typed.
 """
 
 from __future__ import annotations
@@ -20,7 +22,11 @@ import typer
 from typer.core import TyperGroup
 
 from mediafind import __version__, config
+from mediafind import modalities as registry
+from mediafind.duplicates import DEFAULT_THRESHOLD
 from mediafind.errors import IndexInterruptedError, MediafindError
+from mediafind.modalities.base import DecodeOptions
+from mediafind.query import DEFAULT_LIKE_WEIGHT
 
 EXIT_NOT_FOUND = 1
 EXIT_ERROR = 2
@@ -31,17 +37,22 @@ def _raise_interrupt(signum: int, frame: Any) -> None:
     raise KeyboardInterrupt
 
 
+def _skip_argument(option: str) -> str:
+    """The library's name for a --no-X option: no_x."""
+    return option.lstrip("-").replace("-", "_")
+
+
 # The library names its arguments in its errors; people typed these.
 _OPTION_NAMES = {
     "paths": "PATHS",
     "query": "QUERY",
     "like": "--like",
     "like_weight": "--like-weight",
+    "and_": "--and",
+    "not_": "--not",
     "limit": "--limit",
     "template": "--format",
     "max_gap": "--max-gap",
-    "model": "--model",
-    "audio_model": "--audio-model",
     "device": "--device",
     "precision": "--precision",
     "threshold": "--threshold",
@@ -53,15 +64,18 @@ _OPTION_NAMES = {
     "min_duration": "--min-duration",
     "max_duration": "--max-duration",
     "min_score": "--min-score",
+    **{m.argument: m.option for m in registry.modalities()},
+    **{
+        _skip_argument(m.skip_option): m.skip_option for m in registry.modalities() if m.skip_option
+    },
 }
-# Where a command takes an argument under another name.
-_COMMAND_OPTION_NAMES = {"similar": {"like": "FILE"}}
+# Where a command takes an argument under another name (similar's FILE is
+# its example: "notes.txt: no such file", not "--like notes.txt: ...").
+_COMMAND_OPTION_NAMES = {"similar": {"like": ""}}
 
 
-def _option_name(command: str | None, argument: str | None) -> str | None:
-    if argument is None:
-        return None
-    return _COMMAND_OPTION_NAMES.get(command or "", {}).get(argument) or _OPTION_NAMES.get(argument)
+def _option_names(command: str | None) -> dict[str, str]:
+    return {**_OPTION_NAMES, **_COMMAND_OPTION_NAMES.get(command or "", {})}
 
 
 class _Group(TyperGroup):
@@ -89,8 +103,8 @@ class _Group(TyperGroup):
             stderr_line(f"mediafind: {interrupted}")
             _exit_now(EXIT_INTERRUPTED)
         except MediafindError as error:
-            command = ctx.invoked_subcommand
-            stderr_line(f"mediafind: error: {error.worded(_option_name(command, error.argument))}")
+            names = _option_names(ctx.invoked_subcommand)
+            stderr_line(f"mediafind: error: {error.worded(names)}")
             raise typer.Exit(EXIT_ERROR) from None
         except KeyboardInterrupt:
             _exit_now(EXIT_INTERRUPTED)
@@ -118,21 +132,28 @@ app = typer.Typer(
     context_settings={"help_option_names": ["-h", "--help"]},
 )
 
-
-class Kind(str, Enum):
-    image = "image"
-    video = "video"
-    audio = "audio"
-
-
-class Modality(str, Enum):
-    visual = "visual"
-    audio = "audio"
+# Choices come from the registry: a new modality or kind needs no edit here.
+Kind = Enum("Kind", {kind: kind for kind in registry.kinds()}, type=str)  # type: ignore[misc]
+Modality = Enum("Modality", {name: name for name in registry.names()}, type=str)  # type: ignore[misc]
+# The kinds `duplicates` compares: those with pictures.
+PictureKind = Enum(  # type: ignore[misc]
+    "PictureKind",
+    {kind: kind for kind in registry.kinds() if kind in ("image", "video")},
+    type=str,
+)
 
 
 class Precision(str, Enum):
     fp32 = "fp32"
     int8 = "int8"
+
+
+def _model_help(option: str) -> str:
+    modality = next(m for m in registry.modalities() if m.option == option)
+    return (
+        f"The {modality.noun} model. Default: ${modality.env}, else the config file's "
+        f"{modality.config_key}, else the index's own, else {modality.default_model}"
+    )
 
 
 DbOption = Annotated[
@@ -149,11 +170,8 @@ ModelOption = Annotated[
     typer.Option(
         "--model",
         metavar="SPEC",
-        help=(
-            "open_clip model: NAME:PRETRAINED, hf-hub:ORG/REPO or local-dir:PATH. "
-            f"Default: ${config.ENV_MODEL}, else the index's own model, "
-            f"else {config.DEFAULT_MODEL}"
-        ),
+        help="open_clip NAME:PRETRAINED, hf-hub:ORG/REPO or local-dir:PATH. "
+        + _model_help("--model"),
         show_default=False,
     ),
 ]
@@ -162,11 +180,7 @@ AudioModelOption = Annotated[
     typer.Option(
         "--audio-model",
         metavar="SPEC",
-        help=(
-            "CLAP model for sound: a Hugging Face repo id or a local folder. "
-            f"Default: ${config.ENV_AUDIO_MODEL}, else the index's own, "
-            f"else {config.DEFAULT_AUDIO_MODEL}"
-        ),
+        help="CLAP: a Hugging Face repo id or a local folder. " + _model_help("--audio-model"),
         show_default=False,
     ),
 ]
@@ -175,7 +189,7 @@ VerboseOption = Annotated[
     typer.Option(
         "--verbose",
         "-v",
-        help="Also say how models ran: conversions for the CPU fast path, fallbacks to torch.",
+        help="Also say how models ran: ONNX Runtime or torch, conversions, fallbacks.",
     ),
 ]
 DeviceOption = Annotated[
@@ -187,6 +201,14 @@ DeviceOption = Annotated[
         show_default=False,
     ),
 ]
+
+
+def _model_requests(**given: str | None) -> dict[str, config.Choice | None]:
+    """The models asked for by option (`model=`, `audio_model=`), by modality."""
+    return {
+        m.name: config.Choice(value, "option") if (value := given.get(m.argument)) else None
+        for m in registry.modalities()
+    }
 
 
 def _version(value: bool) -> None:
@@ -226,7 +248,7 @@ def index(
         typer.Option(
             "--exclude",
             metavar="GLOB",
-            help="Skip names or relative paths matching GLOB (repeatable).",
+            help="Skip names or relative paths matching GLOB (repeatable; remembered).",
         ),
     ] = None,
     reembed: Annotated[
@@ -242,7 +264,7 @@ def index(
             metavar="SECONDS",
             help="Longest stretch of a video without an embedded frame.",
         ),
-    ] = 10.0,
+    ] = DecodeOptions.max_gap,
     precision: Annotated[
         Precision | None,
         typer.Option(
@@ -265,66 +287,45 @@ def index(
 ) -> None:
     """Index the photos, videos and recordings under PATHS; only what changed is embedded."""
     from mediafind.db import Store
-    from mediafind.index import IndexOptions, choose_model, choose_precision, index_paths
-    from mediafind.models.clap import ClapEmbedder
-    from mediafind.models.clip import ClipEmbedder
+    from mediafind.index import IndexOptions, index_paths
     from mediafind.output import IndexReporter, stderr_line, summary_line
+    from mediafind.scan import check_paths
 
     options = IndexOptions(
         include_hidden=include_hidden,
         excludes=exclude or None,
         default_excludes=config.default_excludes(),
         reembed=reembed,
-        max_gap=max_gap,
+        decode=DecodeOptions(max_gap=max_gap),
     )
     # No paths: cron's form, the remembered folders (less any not there today).
     targets = [str(p) for p in paths or ()]
+    check_paths(targets)  # before the index file is created: a typo leaves nothing behind
+    skips = {"--no-audio": no_audio}
     with Store.open(config.resolve_db_path(db), create=True) as store:
-        chosen_device = config.resolve_device(device)
-        spec = choose_model(store, config.requested_model(model), config.DEFAULT_MODEL)
-        asked = precision.value if precision else None
-        embedder = ClipEmbedder(
-            spec, device=chosen_device, precision=choose_precision(store, asked)
+        models = registry.models_for_index(
+            store,
+            _model_requests(model=model, audio_model=audio_model),
+            device=config.resolve_device(device),
+            precision=precision.value if precision else None,
+            skip={m.name for m in registry.modalities() if skips.get(m.skip_option or "")},
         )
-        audio_embedder = None
-        if not no_audio:
-            audio_spec = choose_model(
-                store,
-                config.requested_audio_model(audio_model),
-                config.DEFAULT_AUDIO_MODEL,
-                modality="audio",
-            )
-            audio_embedder = ClapEmbedder(
-                audio_spec,
-                device=chosen_device,
-                precision=choose_precision(store, asked, modality="audio"),
-            )
-        _announce_on_terminal(verbose, embedder, audio_embedder)
-        with IndexReporter() as reporter:
+        with IndexReporter(verbose=verbose) as reporter:
             try:
-                summary = index_paths(store, targets, embedder, options, reporter, audio_embedder)
+                summary = index_paths(store, targets, models, options, reporter)
             finally:
                 if verbose:
-                    _print_notes(embedder, audio_embedder)
+                    _print_notes(models.values())
     # Quiet in cron (no paths, no terminal) unless asked; always by hand.
     if paths or verbose or sys.stderr.isatty():
         stderr_line(summary_line(summary))
 
 
-def _announce_on_terminal(verbose: bool, *models: Any) -> None:
-    from mediafind.output import stderr_line
-
-    if verbose or sys.stderr.isatty():
-        for model in models:
-            if model is not None:
-                model.announce = lambda message: stderr_line(f"mediafind: {message}")
-
-
-def _print_notes(*models: Any) -> None:
+def _print_notes(models: Any) -> None:
     from mediafind.output import stderr_line
 
     for model in models:
-        for note in getattr(model, "notes", ()):
+        for note in model.notes:
             stderr_line(f"mediafind: note: {note}")
 
 
@@ -438,58 +439,77 @@ class _Query:
 
     text: str | None = None
     like: list[str] = field(default_factory=list)
-    like_weight: float = 0.5
+    like_weight: float = DEFAULT_LIKE_WEIGHT
     and_: list[str] = field(default_factory=list)
     not_: list[str] = field(default_factory=list)
     min_score: float | None = None
     limit: int | None = None
-    kinds: list[Kind] = field(default_factory=list)
-    modalities: list[Modality] = field(default_factory=list)
+    kinds: list[Enum] = field(default_factory=list)
+    modalities: list[Enum] = field(default_factory=list)
     filters: dict[str, Any] = field(default_factory=dict)
 
 
-def _search_and_print(
-    query: _Query,
-    output: _Output,
-    db: Path | None,
-    model: str | None,
-    audio_model: str | None,
-    device: str | None,
-    verbose: bool = False,
-) -> None:
-    from mediafind.db import Store
-    from mediafind.output import print_results
-    from mediafind.search import make_filters, parse_example, parse_part, searchers_for_index
-    from mediafind.search import search as run_search
+@dataclass
+class _Models:
+    """The model options shared by search and similar."""
+
+    db: Path | None = None
+    model: str | None = None
+    audio_model: str | None = None
+    device: str | None = None
+    verbose: bool = False
+
+
+def _search_and_print(query: _Query, output: _Output, chosen: _Models) -> None:
+    from dataclasses import replace
+
+    from mediafind.db import Filters, Store
+    from mediafind.output import ModelAnnouncer, count, print_results, stderr_line
+    from mediafind.query import make_filters, parse_example, parse_part
+    from mediafind.query import search as run_search
 
     style = output.style()
     parts = [parse_part(text) for text in query.and_]
     parts += [parse_part(text, negative=True) for text in query.not_]
-    with Store.open(config.resolve_db_path(db), create=False, readonly=True) as store:
-        searchers = searchers_for_index(
+    filters = make_filters(**query.filters)
+    kinds = [k.value for k in query.kinds]
+    with Store.open(config.resolve_db_path(chosen.db), create=False, readonly=True) as store:
+        models = registry.models_for_index(
             store,
-            config.requested_model(model),
-            config.requested_audio_model(audio_model),
-            config.resolve_device(device),
+            _model_requests(model=chosen.model, audio_model=chosen.audio_model),
+            device=config.resolve_device(chosen.device),
+            searching=True,
         )
-        _announce_on_terminal(verbose, searchers.visual, searchers.audio)
+        announcer = ModelAnnouncer()
+        for embedder in models.values():
+            embedder.on_prepare = announcer
+        for folder in filters.folders:
+            if store.count_files(Filters(folders=[folder])) == 0:
+                stderr_line(f"mediafind: warning: --in {folder}: no indexed files there")
         try:
             results = run_search(
                 store,
                 query.text,
-                searchers,
+                models,
                 like=[parse_example(item) for item in query.like],
                 like_weight=query.like_weight,
                 parts=parts,
                 min_score=query.min_score,
                 limit=config.resolve_limit(query.limit),
-                kinds=[k.value for k in query.kinds],
+                kinds=kinds,
                 modalities=[m.value for m in query.modalities],
-                filters=make_filters(**query.filters),
+                filters=filters,
             )
         finally:
-            if verbose:
-                _print_notes(searchers.visual, searchers.audio)
+            if chosen.verbose:
+                _print_notes(models.values())
+        if not results and sys.stderr.isatty():
+            passed = store.count_files(replace(filters, kinds=kinds))
+            below = f" scoring --min-score {query.min_score} or more" if query.min_score else ""
+            stderr_line(
+                f"mediafind: no results{below} ({count(passed, 'indexed file')} "
+                f"{'passes' if passed == 1 else 'pass'} the filters)"
+            )
     print_results(results, style, output.template, output.null)
     global _quick_exit
     _quick_exit = True
@@ -499,7 +519,14 @@ def _search_and_print(
 
 @app.command()
 def search(
-    query: Annotated[str | None, typer.Argument(help="What to look for, in words.")] = None,
+    words: Annotated[
+        list[str] | None,
+        typer.Argument(
+            metavar="QUERY",
+            help='What to look for, in words (quotes optional: red bicycle = "red bicycle").',
+            show_default=False,
+        ),
+    ] = None,
     like: Annotated[
         list[str] | None,
         typer.Option(
@@ -511,7 +538,7 @@ def search(
     like_weight: Annotated[
         float,
         typer.Option("--like-weight", help="With QUERY and --like: the example's share, 0 to 1."),
-    ] = 0.5,
+    ] = DEFAULT_LIKE_WEIGHT,
     and_: Annotated[
         list[str] | None,
         typer.Option(
@@ -552,20 +579,20 @@ def search(
     verbose: VerboseOption = False,
 ) -> None:
     """Find the photos, video moments and sounds that best match QUERY (or --like FILE)."""
-    query_ = _Query(
-        text=query,
+    query = _Query(
+        text=" ".join(words) if words else None,
         like=like or [],
         like_weight=like_weight,
         and_=and_ or [],
         not_=not_ or [],
         min_score=min_score,
         limit=limit,
-        kinds=kind or [],
-        modalities=modality or [],
+        kinds=list(kind or []),
+        modalities=list(modality or []),
         filters=_filters(folder, since, until, min_duration, max_duration),
     )
     output = _Output(as_json, jsonl, paths, template, null)
-    _search_and_print(query_, output, db, model, audio_model, device, verbose)
+    _search_and_print(query, output, _Models(db, model, audio_model, device, verbose))
 
 
 @app.command()
@@ -590,34 +617,43 @@ def similar(
     model: ModelOption = None,
     audio_model: AudioModelOption = None,
     device: DeviceOption = None,
+    verbose: VerboseOption = False,
 ) -> None:
     """Find what looks or sounds like FILE (the short form of search --like FILE)."""
     query = _Query(
         like=[example],
         like_weight=1.0,
         limit=limit,
-        kinds=kind or [],
-        modalities=modality or [],
+        kinds=list(kind or []),
+        modalities=list(modality or []),
         filters=_filters(folder, since, until, min_duration, max_duration),
     )
     output = _Output(as_json, jsonl, paths, template, null)
-    _search_and_print(query, output, db, model, audio_model, device)
+    _search_and_print(query, output, _Models(db, model, audio_model, device, verbose))
 
 
 @app.command()
 def status(
     db: DbOption = None,
     as_json: Annotated[bool, typer.Option("--json", help="Machine-readable output.")] = False,
+    failed: Annotated[
+        bool,
+        typer.Option(
+            "--failed", help="List the files that failed or were indexed in part, and why."
+        ),
+    ] = False,
 ) -> None:
     """Show what the index holds: models, files, failures, last run."""
     from mediafind.db import Store
-    from mediafind.output import print_status, print_status_json
+    from mediafind.output import print_problem_files, print_status, print_status_json
     from mediafind.status import index_status
 
     with Store.open(config.resolve_db_path(db), create=False, readonly=True) as store:
         info = index_status(store)
     if as_json:
         print_status_json(info)
+    elif failed:
+        print_problem_files(info)
     else:
         print_status(info)
 
@@ -627,8 +663,11 @@ def duplicates(
     threshold: Annotated[
         float,
         typer.Option("--threshold", help="How alike (cosine, 0 to 1) files must be to group."),
-    ] = 0.95,
-    kind: TypeOption = None,
+    ] = DEFAULT_THRESHOLD,
+    kind: Annotated[
+        list[PictureKind] | None,
+        typer.Option("--type", "-t", help="Only groups of this kind (repeatable)."),
+    ] = None,
     as_json: JsonOption = False,
     db: DbOption = None,
 ) -> None:
@@ -671,19 +710,19 @@ def roots_remove(
 ) -> None:
     """Forget a remembered folder and the files indexed from it."""
     from mediafind.db import Store
-    from mediafind.output import stderr_line
+    from mediafind.output import count, stderr_line
     from mediafind.upkeep import forget_root
 
     with Store.open(config.resolve_db_path(db), create=False) as store:
         removed = forget_root(store, folder)
-    stderr_line(f"mediafind: forgot {folder} and {_count(removed, 'file')}")
+    stderr_line(f"mediafind: forgot {folder} and {count(removed, 'file')}")
 
 
 @app.command()
 def prune(db: DbOption = None) -> None:
     """Drop files that no longer exist (kept: those on a remembered folder that is missing)."""
     from mediafind.db import Store
-    from mediafind.output import stderr_line
+    from mediafind.output import count, stderr_line
     from mediafind.upkeep import prune as run_prune
 
     with Store.open(config.resolve_db_path(db), create=False) as store:
@@ -696,7 +735,7 @@ def prune(db: DbOption = None) -> None:
             "the next prune tries again"
         )
     compacted = ", index compacted" if summary.vacuumed else ""
-    stderr_line(f"mediafind: pruned {_count(summary.removed, 'file')}{compacted}")
+    stderr_line(f"mediafind: pruned {count(summary.removed, 'file')}{compacted}")
 
 
 @app.command()
@@ -704,29 +743,22 @@ def forget(
     paths: Annotated[list[Path], typer.Argument(help="Files or folders to remove from the index.")],
     db: DbOption = None,
 ) -> None:
-    """Remove files, or everything under folders, from the index (the files stay on disk)."""
+    """Remove files, or everything under folders, from the index (the files stay on
+    disk), and leave them out of later runs until indexed by name again."""
     from mediafind.db import Store
-    from mediafind.output import stderr_line
+    from mediafind.output import count, stderr_line
     from mediafind.upkeep import forget as run_forget
 
     with Store.open(config.resolve_db_path(db), create=False) as store:
         forgotten = run_forget(store, [str(p) for p in paths])
     for path, removed in forgotten.removed.items():
         if removed:
-            stderr_line(f"mediafind: forgot {_count(removed, 'file')} at {path}")
+            stderr_line(f"mediafind: forgot {count(removed, 'file')} at {path}")
         else:
             stderr_line(f"mediafind: nothing indexed at {path}")
-    stderr_line(
-        "mediafind: later runs leave "
-        + ("it" if len(forgotten.removed) == 1 else "them")
-        + " out until you index "
-        + ("it" if len(forgotten.removed) == 1 else "one")
-        + " by name: mediafind index PATH"
-    )
-
-
-def _count(number: int, noun: str) -> str:
-    return f"{number} {noun}{'' if number == 1 else 's'}"
+    them = "it" if len(forgotten.removed) == 1 else "them"
+    one = "it" if len(forgotten.removed) == 1 else "one"
+    stderr_line(f"mediafind: later runs leave {them} out until you index {one} by name")
 
 
 # Set once a search has printed its results: nothing is left to clean up.

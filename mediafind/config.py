@@ -10,6 +10,7 @@ from __future__ import annotations
 import os
 import stat
 import sys
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -18,17 +19,6 @@ import platformdirs
 from mediafind.errors import UsageError
 
 APP_NAME = "mediafind"
-
-# ViT-B-32-256 trained on DataComp-1B: as good as the best ViT-B/32 weights on
-# open_clip's text-to-image retrieval benchmarks (MSCOCO R@1 0.399, Flickr30k
-# R@1 0.649), the best B/32 zero-shot ImageNet accuracy (72.8%), at 11.5 image
-# GFLOPs, a third of ViT-B-16. The README explains the choice.
-DEFAULT_MODEL = "ViT-B-32-256:datacomp_s34b_b86k"
-
-# LAION's CLAP trained on general sounds, music and speech together (its
-# checkpoint reports 89.98% zero-shot accuracy on ESC-50); the README explains
-# the choice.
-DEFAULT_AUDIO_MODEL = "laion/larger_clap_general"
 
 ENV_DB = "MEDIAFIND_DB"
 ENV_AUDIO_MODEL = "MEDIAFIND_AUDIO_MODEL"
@@ -41,10 +31,9 @@ ENV_RUNTIME = "MEDIAFIND_RUNTIME"
 
 DEFAULT_LIMIT = 20
 OUTPUT_STYLES = ("table", "json", "jsonl", "paths")
-# The config file's keys and the type each takes.
+# The config file's keys and the type each takes; each modality adds the key
+# of its model (see `_known_keys`).
 CONFIG_KEYS: dict[str, type] = {
-    "model": str,
-    "audio_model": str,
     "device": str,
     "runtime": str,
     "exclude": list,
@@ -105,10 +94,11 @@ def _parse_settings(path: Path) -> dict[str, Any]:
         settings = tomllib.loads(path.read_text(encoding="utf-8-sig"))
     except (OSError, UnicodeDecodeError, tomllib.TOMLDecodeError) as error:
         raise UsageError(f"config file {path}: {error}") from error
+    keys = _known_keys()
     for key, value in settings.items():
-        expected = CONFIG_KEYS.get(key)
+        expected = keys.get(key)
         if expected is None:
-            known = ", ".join(CONFIG_KEYS)
+            known = ", ".join(keys)
             raise UsageError(f"config file {path}: unknown setting {key!r} (known: {known})")
         if not isinstance(value, expected) or isinstance(value, bool):
             kind = {str: "a string", list: "a list", int: "a whole number"}[expected]
@@ -124,6 +114,14 @@ def _parse_settings(path: Path) -> dict[str, Any]:
     return settings
 
 
+def _known_keys() -> dict[str, type]:
+    # The modalities declare their models' keys; they import this module, so
+    # they are asked here, when a file is read, not when this module loads.
+    from mediafind import modalities
+
+    return {**{m.config_key: str for m in modalities.modalities()}, **CONFIG_KEYS}
+
+
 def default_db_path() -> Path:
     return Path(platformdirs.user_data_dir(APP_NAME)) / "index.db"
 
@@ -136,19 +134,42 @@ def resolve_db_path(flag: str | os.PathLike[str] | None = None) -> Path:
     return default_db_path()
 
 
-def requested_model(flag: str | None = None) -> str | None:
-    """The model the user asked for (--model, $MEDIAFIND_MODEL, config file), or None.
+@dataclass(frozen=True)
+class Choice:
+    """A value and where it came from, so that a message about it names what
+    the user did: an option they typed, a variable or a config key they set,
+    or nothing at all (the index's own, or the built-in default)."""
 
-    None means "whatever the index was built with", falling back to
-    `DEFAULT_MODEL` for a new index; the caller decides, since only it knows
-    the index.
-    """
-    return flag or os.environ.get(ENV_MODEL) or file_settings().get("model") or None
+    value: str
+    source: str  # "option", "environment", "config", "index" or "default"
+    where: str = ""  # the variable's name, or the config file and key
+
+    def described(self, what: str) -> str:
+        """How a message names it: `{argument} SPEC` (an option: the CLI fills
+        in its name), `MEDIAFIND_MODEL=SPEC`, `the index's picture model SPEC`."""
+        if self.source == "option":
+            return f"{{argument}} {self.value}"
+        if self.source == "environment":
+            return f"{self.where}={self.value}"
+        if self.source == "config":
+            return f"{self.where} = {self.value!r}"
+        if self.source == "index":
+            return f"the index's {what} {self.value}"
+        return f"the default {what} {self.value}"
 
 
-def requested_audio_model(flag: str | None = None) -> str | None:
-    """--audio-model, else $MEDIAFIND_AUDIO_MODEL, else the config file, else None."""
-    return flag or os.environ.get(ENV_AUDIO_MODEL) or file_settings().get("audio_model") or None
+def requested(flag: str | None, env: str, key: str) -> Choice | None:
+    """What the user asked for: the option, else the environment variable, else
+    the config file's key; None when nothing was asked ("whatever the index was
+    built with, else the default": only the caller knows the index)."""
+    if flag:
+        return Choice(flag, "option")
+    if os.environ.get(env):
+        return Choice(os.environ[env], "environment", env)
+    value = file_settings().get(key)
+    if value:
+        return Choice(value, "config", f"{key} in {config_path()}")
+    return None
 
 
 def resolve_device(flag: str | None = None) -> str:

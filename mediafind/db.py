@@ -43,7 +43,7 @@ MMAP_BYTES = 1 << 40
 # cores (a million 512-d vectors: 0.39 s on 2 cores against 0.62-0.80 s whole).
 SHARDS = 4
 PARALLEL_FROM = 200_000
-# Vectors sampled to describe a space's score distribution (search.py).
+# Vectors sampled to describe a space's score distribution (query.py).
 STATS_SAMPLE = 20_000
 
 
@@ -619,6 +619,12 @@ class Store:
             )
         return space
 
+    def drop_space(self, space: Space) -> None:
+        """Forget a space and its vectors (one that never received any)."""
+        with self.transaction():
+            self.conn.execute(f"DROP TABLE IF EXISTS {space.table}")
+            self.conn.execute("DELETE FROM spaces WHERE id = ?", (space.id,))
+
     def activate_space(self, space: Space) -> None:
         """Make `space` the one searched for its modality and drop the others' vectors."""
         with self.transaction():
@@ -648,11 +654,11 @@ class Store:
         row = self.conn.execute("SELECT path FROM files WHERE id = ?", (file_id,)).fetchone()
         return path_from_row(row[0]) if row else None
 
-    def files_missing_from(self, space: Space) -> int:
-        """How many indexed files have no vectors in `space` yet."""
-        kinds = ("image", "video") if space.modality == "visual" else ("audio", "video")
+    def files_missing_from(self, space: Space, kinds: Sequence[str]) -> int:
+        """How many indexed files of `kinds` have no vectors in `space` yet."""
+        marks = ",".join("?" * len(kinds))
         row = self.conn.execute(
-            "SELECT count(*) FROM files f WHERE f.status != 'failed' AND f.kind IN (?, ?) "
+            f"SELECT count(*) FROM files f WHERE f.status != 'failed' AND f.kind IN ({marks}) "
             "AND NOT EXISTS (SELECT 1 FROM file_spaces fs "
             "WHERE fs.file_id = f.id AND fs.space_id = ?)",
             (*kinds, space.id),
@@ -1082,6 +1088,31 @@ class Store:
         for path, *rest in rows:
             yield (path_from_row(path), *rest)
 
+    def stored_vectors(
+        self, space: Space, path: str, size: int, mtime_ns: int, at: float | None = None
+    ) -> list[bytes] | None:
+        """The vectors `space` holds for the file at `path`, if it is indexed
+        with this size and modification time (so unchanged since): every
+        segment's, or the one segment spanning `at` seconds. None otherwise."""
+        row = self.conn.execute(
+            "SELECT f.id FROM files f JOIN file_spaces fs ON fs.file_id = f.id "
+            "WHERE f.path = ? AND f.size = ? AND f.mtime_ns = ? AND f.status != 'failed' "
+            "AND fs.space_id = ?",
+            (stored_path(path), size, mtime_ns, space.id),
+        ).fetchone()
+        if row is None:
+            return None
+        sql = (
+            f"SELECT v.embedding FROM segments s JOIN {space.table} v ON v.segment_id = s.id "
+            "WHERE s.file_id = ? AND s.modality = ?"
+        )
+        params: list[Any] = [row[0], space.modality]
+        if at is not None:
+            # The first segment spanning the moment (sound windows overlap).
+            sql += " AND s.start <= ? AND s.end > ? ORDER BY s.start LIMIT 1"
+            params += [at, at]
+        return [found[0] for found in self.conn.execute(sql, params)] or None
+
     def has_vectors(self, space: Space) -> bool:
         row = self.conn.execute(
             "SELECT 1 FROM file_spaces WHERE space_id = ? LIMIT 1", (space.id,)
@@ -1162,6 +1193,16 @@ class Store:
 
     # Status ---------------------------------------------------------------
 
+    def count_files(self, filters: Filters | None = None) -> int:
+        """How many indexed files (not failed) pass `filters`."""
+        where, params = (filters or Filters()).sql()
+        row = self.conn.execute(
+            "SELECT count(*) FROM files f WHERE f.status != 'failed'"
+            + (f" AND {where}" if where else ""),
+            params,
+        ).fetchone()
+        return int(row[0])
+
     def counts_by_kind(self) -> dict[str, int]:
         rows = self.conn.execute(
             "SELECT kind, count(*) FROM files WHERE status != 'failed' GROUP BY kind"
@@ -1171,9 +1212,10 @@ class Store:
     def segment_total(self) -> int:
         return int(self.conn.execute("SELECT count(*) FROM segments").fetchone()[0])
 
-    def failed_files(self) -> list[tuple[str, str]]:
+    def files_with_status(self, status: str) -> list[tuple[str, str]]:
+        """(path, reason) of the files that 'failed' or were indexed in 'partial'."""
         rows = self.conn.execute(
-            "SELECT path, coalesce(error, '') FROM files WHERE status = 'failed' ORDER BY path"
+            "SELECT path, coalesce(error, '') FROM files WHERE status = ? ORDER BY path", (status,)
         )
         return [(path_from_row(row[0]), row[1]) for row in rows]
 

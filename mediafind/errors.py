@@ -3,33 +3,60 @@
 Every error a user can cause or fix derives from `MediafindError`. Its message is
 shown to the user as one line on stderr, so it says what went wrong and what to
 do. The CLI maps these types to exit codes in one place (`cli.py`).
+
+This module imports nothing of mediafind: every other module may import it.
 """
 
 from __future__ import annotations
 
+import re
+from collections.abc import Mapping
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
-    from mediafind.index import IndexSummary
+    from mediafind.events import IndexSummary
+
+_PLACEHOLDER = re.compile(r"\{(argument|[a-z_]+)\}")
 
 
 class MediafindError(Exception):
     """Base class: a problem the user can act on, described in one line.
 
-    The library words its messages in its own terms: where a message names
-    one of its arguments it writes `{argument}`, filled with the argument's
-    name (`limit must be at least 1, got 0`). The command line fills it with
-    the option the user typed instead (`--limit must be ...`); see `worded`.
+    The library words its messages in its own terms. Where a message names one
+    of its arguments it writes the name in braces (`{limit} must be at least 1,
+    got 0`, or `{argument}` for the one in `argument`), and the message reads
+    with the library's names (`limit must be ...`). The command line words it
+    with the options the user typed instead (`--limit must be ...`), see
+    `worded`. Only names listed in `arguments` (and `argument`) are filled.
     """
 
-    def __init__(self, message: str, *, argument: str | None = None) -> None:
+    def __init__(
+        self, message: str, *, argument: str | None = None, arguments: tuple[str, ...] = ()
+    ) -> None:
         self.template = message
         self.argument = argument
+        self.arguments = (*((argument,) if argument else ()), *arguments)
         super().__init__(self.worded())
 
-    def worded(self, name: str | None = None) -> str:
-        """The message, naming the argument `name` (default: the library's own name)."""
-        return self.template.replace("{argument}", name or self.argument or "")
+    def worded(self, names: Mapping[str, str] | None = None) -> str:
+        """The message with each argument named as `names` says (by default,
+        as the library calls it)."""
+        names = names or {}
+
+        def fill(match: re.Match[str]) -> str:
+            name = self.argument if match.group(1) == "argument" else match.group(1)
+            if name is None or name not in self.arguments:
+                return match.group(0)
+            return names.get(name, name)
+
+        return _PLACEHOLDER.sub(fill, self.template)
+
+
+def one_line(error: BaseException) -> str:
+    """Any exception as one short line: its words, or its type when it has none."""
+    text = getattr(error, "strerror", None) or str(error)
+    text = " ".join(str(text).split()) or error.__class__.__name__
+    return text if len(text) <= 200 else text[:197] + "..."
 
 
 class UsageError(MediafindError):

@@ -6,10 +6,12 @@ touch) reuses the stored vectors; only new content is decoded and embedded.
 Each file is written in its own transaction, so an interrupted run loses at
 most the batch in flight and the next run picks up where it stopped.
 
-A file has a part per modality: photos and video frames are embedded by the
-visual model, recordings and videos' soundtracks by the audio model. Each
-model writes to its own space, and a file missing from a space (sound was
-switched on, a model was changed) gets just that part added.
+A file has a part per modality that reads its kind (see `mediafind.modalities`).
+Each modality's model writes to its own space, and a file missing from a
+space (a modality switched on, a model changed) gets just that part added.
+Before any work, every model the run needs is checked (one error lists all
+that are missing) and made ready, with events saying so: converting a model
+for the CPU can take a minute.
 """
 
 from __future__ import annotations
@@ -17,32 +19,37 @@ from __future__ import annotations
 import os
 import time
 from collections import deque
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any
 
-from mediafind.db import FileFacts, FileRecord, NewSegment, Part, Root, Space, Store, WriterLock
-from mediafind.errors import IndexInterruptedError, MediaError, ModelMismatchError, UsageError
+from mediafind import modalities
+from mediafind.config import usable_cores
+from mediafind.db import FileFacts, FileRecord, Part, Root, Space, Store, WriterLock
+from mediafind.errors import (
+    IndexInterruptedError,
+    MediaError,
+    MediafindError,
+    ModelMismatchError,
+    ModelUnavailableError,
+    UsageError,
+)
 from mediafind.events import (
     FileDone,
-    FileFailed,
-    FilePartial,
-    FolderSkipped,
+    FileProgress,
     IndexEvent,
-    RootMissing,
+    IndexSummary,
+    Problem,
     ScanDone,
 )
 from mediafind.hashing import content_hash
-from mediafind.media.audio import AudioReport, audio_windows
-from mediafind.media.image import load_image
-from mediafind.media.video import DEFAULT_MAX_GAP, sample_frames
-from mediafind.models.clap import ClapEmbedder
-from mediafind.models.clip import ClipEmbedder
+from mediafind.modalities import Decoded, DecodeOptions, Embedder, Modality
 from mediafind.scan import FoundFile, canonical_path, is_under, normalize_roots, scan
 
-# Which models see which kinds of file.
-MODALITIES = {"image": ("visual",), "video": ("visual", "audio"), "audio": ("audio",)}
+# Files decoded ahead of the one being written: enough to keep every core
+# busy, few enough that a run's memory stays small.
+WINDOW = 64
 
 
 @dataclass
@@ -55,249 +62,187 @@ class IndexOptions:
     default_excludes: Sequence[str] = ()
     # Allow switching the index to another model by embedding everything again.
     reembed: bool = False
-    # Longest stretch of a video without a kept frame, in seconds.
-    max_gap: float = DEFAULT_MAX_GAP
-
-
-@dataclass
-class IndexSummary:
-    new: int = 0
-    changed: int = 0
-    moved: int = 0
-    unchanged: int = 0
-    removed: int = 0
-    failed: int = 0
-    # Indexed, but only in part (a video damaged or cut short part-way).
-    partial: int = 0
-    # New or changed files whose vectors were copied from identical content.
-    reused: int = 0
-    # Unchanged files given a part they lacked (a new model, sound switched on).
-    reembedded: int = 0
-    # Files elsewhere in the index that still lack vectors from a new model.
-    reembed_pending: int = 0
-    elapsed: float = 0.0
+    # How files are read (the longest gap between a video's kept frames, ...).
+    decode: DecodeOptions = field(default_factory=DecodeOptions)
 
 
 @dataclass
 class _Task:
     found: FoundFile
     record: FileRecord | None
-    # "new": unknown path; "changed": stat differs; "complete": same file,
-    # missing the parts in `modalities`.
+    # "new": an unknown path; "changed": its size or mtime differs;
+    # "incomplete": the same file, lacking the parts in `modalities`.
     reason: str
-    modalities: tuple[str, ...]
-    # Every part the file needs is already stored (a touched file keeps them).
-    complete: bool = False
-
-
-@dataclass
-class _Part:
-    modality: str
-    inputs: list[Any] = field(default_factory=list)  # model inputs, one per segment
-    segments: list[NewSegment] = field(default_factory=list)
+    modalities: tuple[Modality, ...]
+    # Every part the file needs is stored already (a touched file keeps them).
+    has_every_part: bool = False
 
 
 @dataclass
 class _Prepared:
+    """A task after hashing and decoding, in a worker thread."""
+
     task: _Task
+    # failed | touched (same content) | reuse (identical content indexed) | decoded
+    outcome: str
     content_hash: str | None = None
     error: str | None = None
-    reuse: bool = False
-    touched: bool = False
-    parts: list[_Part] = field(default_factory=list)
-    width: int | None = None
-    height: int | None = None
-    duration: float | None = None
-    captured_at: float | None = None
-    # Why only part of the file was indexed.
-    partial: str | None = None
+    parts: dict[str, Decoded] = field(default_factory=dict)
+    facts: Decoded = field(default_factory=Decoded)
+
+
+def existing_space(
+    store: Store, modality: Modality, embedder: Embedder, *, reembed: bool
+) -> Space | None:
+    """The space holding `embedder`'s vectors, if any; refuses to mix two models.
+
+    Cheap: it loads no model, so a wrong model fails before any work. A space
+    that never received a vector (a run that failed before its first file)
+    is dropped rather than held against another model.
+    """
+    active = store.active_space(modality.name)
+    key = embedder.key
+    if active is not None and active.model_key != key and not store.has_vectors(active):
+        store.drop_space(active)
+        active = None
+    if active is not None and active.model_key == key:
+        return active
+    if active is not None and not reembed:
+        raise _mismatch(store, modality, embedder, active)
+    return store.find_space(modality.name, key)
+
+
+def _mismatch(
+    store: Store, modality: Modality, embedder: Embedder, active: Space
+) -> MediafindError:
+    if active.model != embedder.name:
+        return ModelMismatchError(
+            f"the index {store.path} holds {modality.name} vectors from model {active.model}, "
+            f"not {embedder.name}, and vectors of two models cannot be compared; to switch, "
+            f"re-embed every file with: mediafind index {{{modality.argument}}} {embedder.name} "
+            "--reembed FOLDER... (or keep both with another --db)",
+            arguments=(modality.argument,),
+        )
+    if active.precision != embedder.precision:
+        return ModelMismatchError(
+            f"the index {store.path} holds {active.precision} {modality.name} vectors of "
+            f"{active.model}, not {embedder.precision} ones, and the two are not mixed; to "
+            "switch, re-embed every file with: mediafind index {precision} "
+            f"{embedder.precision} --reembed FOLDER...",
+            arguments=("precision",),
+        )
+    return ModelMismatchError(
+        f"the {modality.name} model {active.model} holds other weights than those that made "
+        f"the index {store.path} (its files were replaced); put the original files back, or "
+        "re-embed every file with the new ones: mediafind index --reembed FOLDER..."
+    )
+
+
+def new_space(store: Store, modality: Modality, embedder: Embedder) -> Space:
+    """A space for `embedder` (loads the model to learn its dimension); it is
+    searched at once unless another model's space is still active."""
+    active = store.active_space(modality.name) is not None
+    return store.create_space(
+        modality.name, embedder.name, embedder.key, embedder.dim, active=not active
+    )
+
+
+def check_models(models: Mapping[str, Embedder]) -> None:
+    """Raise one ModelUnavailableError naming every model that cannot be had,
+    each with what to do, before any work is done."""
+    problems = [problem for model in models.values() if (problem := model.problem()) is not None]
+    if not problems:
+        return
+    if len(problems) == 1:
+        raise problems[0]
+    arguments = tuple(dict.fromkeys(name for p in problems for name in p.arguments))
+    raise ModelUnavailableError(
+        f"{len(problems)} models this run needs cannot be had: "
+        + "; and ".join(problem.template for problem in problems),
+        arguments=arguments,
+    )
 
 
 @dataclass
 class _Models:
-    """The run's embedders and the spaces they write, by modality."""
+    """The run's modalities, their embedders and the spaces they write."""
 
-    embedders: dict[str, Any]
+    used: list[Modality]
+    embedders: dict[str, Embedder]
     spaces: dict[str, Space]
-    max_gap: float
+    decode: DecodeOptions
 
 
-def choose_model(
-    store: Store | None, requested: str | None, default: str, modality: str = "visual"
-) -> str:
-    """The model to use: the one asked for, else the index's own, else the default."""
-    if requested:
-        return requested
-    if store is not None:
-        active = store.active_space(modality)
-        if active is not None:
-            return active.model
-    return default
-
-
-def choose_precision(store: Store | None, requested: str | None, modality: str = "visual") -> str:
-    """--precision when given, else what the index was built with, else fp32.
-
-    A modality new to the index follows the other's precision, so that
-    `--precision int8` once is remembered for everything the index holds.
-    """
-    if requested:
-        return requested
-    if store is not None:
-        own = store.active_space(modality)
-        others = [store.active_space(m) for m in ("visual", "audio") if m != modality]
-        for space in (own, *others):
-            if space is not None:
-                return space.precision
-    return "fp32"
-
-
-def existing_space(store: Store, embedder: Any, *, reembed: bool) -> Space | None:
-    """The space holding `embedder`'s vectors, if any; refuses to mix two models.
-
-    Cheap: it loads no model, so a wrong --model fails before any work.
-    """
-    modality = embedder.modality
-    active = store.active_space(modality)
-    key = embedder.key
-    if active is not None and active.model_key == key:
-        return active
-    flag = "--model" if modality == "visual" else "--audio-model"
-    if active is not None and not reembed and active.model == embedder.spec.text:
-        wanted, held = embedder.precision, active.precision
-        if wanted == held:
-            raise ModelMismatchError(
-                f"the {modality} model {active.model} holds other weights than those that "
-                f"made the index {store.path} (its files were replaced); put the original "
-                "files back, or re-embed every file with the new ones: "
-                "mediafind index --reembed FOLDER..."
-            )
-        raise ModelMismatchError(
-            f"the index {store.path} holds {held} {modality} vectors of {active.model}, not "
-            f"{wanted} ones, and the two are not mixed; to switch, re-embed every file with: "
-            f"mediafind index --precision {wanted} --reembed FOLDER..."
-        )
-    if active is not None and not reembed:
-        raise ModelMismatchError(
-            f"the index {store.path} holds {modality} vectors from model {active.model}, not "
-            f"{embedder.spec.text}, and vectors of two models cannot be compared; to switch, "
-            f"re-embed every file with: mediafind index {flag} {embedder.spec.text} --reembed "
-            "FOLDER... (or keep both with another --db)"
-        )
-    return store.find_space(modality, key)
-
-
-def new_space(store: Store, embedder: Any) -> Space:
-    """A space for `embedder` (loads the model to learn its dimension); it is
-    searched at once unless another model's space is still active."""
-    active = store.active_space(embedder.modality) is not None
-    return store.create_space(
-        embedder.modality, embedder.spec.text, embedder.key, embedder.dim, active=not active
-    )
-
-
-def _visual_part(prepared: _Prepared, embedder: ClipEmbedder, max_gap: float) -> _Part:
-    path = prepared.task.found.path
-    part = _Part("visual")
-    if prepared.task.found.kind == "video":
-        video = sample_frames(path, min_side=embedder.image_size, max_gap=max_gap)
-        starts = [frame.time for frame in video.frames]
-        ends = [*starts[1:], max(video.duration, starts[-1])]
-        part.inputs = [embedder.preprocess(frame.image) for frame in video.frames]
-        part.segments = [
-            NewSegment("visual", start, end) for start, end in zip(starts, ends, strict=True)
-        ]
-        prepared.width, prepared.height = video.width, video.height
-        prepared.duration = video.duration
-        prepared.captured_at = video.captured_at
-        prepared.partial = video.problem
-    else:
-        decoded = load_image(path, embedder.image_size)
-        part.inputs = [embedder.preprocess(decoded.image)]
-        part.segments = [NewSegment("visual", None, None)]
-        prepared.width, prepared.height = decoded.width, decoded.height
-        prepared.captured_at = decoded.captured_at
-    return part
-
-
-def _audio_part(prepared: _Prepared, embedder: ClapEmbedder) -> _Part:
-    part = _Part("audio")
-    report = AudioReport()
-    for window in audio_windows(
-        prepared.task.found.path,
-        rate=embedder.rate,
-        window_seconds=embedder.window_seconds,
-        report=report,
-    ):
-        part.inputs.append(embedder.features(window.samples))
-        part.segments.append(NewSegment("audio", window.start, window.end))
-    if prepared.task.found.kind == "audio":
-        if report.duration == 0 and report.problem is None:
-            raise MediaError("no sound in the file (no audio stream, or 0 samples)")
-        prepared.duration = report.duration
-        prepared.captured_at = report.captured_at
-    if report.problem:
-        problem = f"sound: {report.problem}"
-        prepared.partial = f"{prepared.partial}; {problem}" if prepared.partial else problem
-    return part
-
-
-def _decode(prepared: _Prepared, models: _Models) -> None:
+def _decode(prepared: _Prepared, models: _Models, emit: Callable[[IndexEvent], None]) -> None:
     """Model inputs and segments for each modality the task asks for."""
+    found = prepared.task.found
+
+    def progress(position: float, duration: float) -> None:
+        emit(FileProgress(found.path, found.size, position, duration))
+
     for modality in prepared.task.modalities:
-        if modality == "visual":
-            prepared.parts.append(
-                _visual_part(prepared, models.embedders["visual"], models.max_gap)
-            )
-            continue
+        embedder = models.embedders[modality.name]
         try:
-            prepared.parts.append(_audio_part(prepared, models.embedders["audio"]))
+            decoded = modality.decode(found.path, found.kind, embedder, models.decode, progress)
         except MediaError as error:
-            if prepared.task.found.kind == "audio":
+            if modality.essential(found.kind):
                 raise
             # A video whose sound cannot be read is still a video.
-            prepared.partial = f"sound: {error}"
-            prepared.parts.append(_Part("audio"))
+            decoded = Decoded(partial=f"{modality.noun}: {error}")
+        prepared.parts[modality.name] = decoded
+        facts = prepared.facts
+        for name in ("width", "height", "duration", "captured_at"):
+            if getattr(facts, name) is None:
+                setattr(facts, name, getattr(decoded, name))
+        if decoded.partial:
+            facts.partial = (
+                f"{facts.partial}; {decoded.partial}" if facts.partial else decoded.partial
+            )
 
 
-def _prepare(task: _Task, reusable: dict[str, int], models: _Models) -> _Prepared:
+def _prepare(
+    task: _Task, reusable: dict[str, int], models: _Models, emit: Callable[[IndexEvent], None]
+) -> _Prepared:
     """Hash and decode one file (runs in a worker thread: both release the GIL).
 
     Whatever goes wrong with one file, expected or not, becomes that file's
-    failure: a bad file never ends the run.
+    failure, said at once: a bad file never ends the run.
     """
     try:
-        return _prepare_file(task, reusable, models)
+        prepared = _prepare_file(task, reusable, models, emit)
     except Exception as error:
-        prepared = _Prepared(task)
+        prepared = _Prepared(task, "failed")
         prepared.error = f"unexpected error ({error.__class__.__name__}: {error})"
-        return prepared
+    if prepared.outcome == "failed":
+        emit(Problem(task.found.path, prepared.error or "", "failed"))
+    elif prepared.facts.partial:
+        emit(Problem(task.found.path, prepared.facts.partial, "partial"))
+    return prepared
 
 
-def _prepare_file(task: _Task, reusable: dict[str, int], models: _Models) -> _Prepared:
-    prepared = _Prepared(task)
+def _prepare_file(
+    task: _Task, reusable: dict[str, int], models: _Models, emit: Callable[[IndexEvent], None]
+) -> _Prepared:
     try:
-        prepared.content_hash = content_hash(task.found.path)
+        digest = content_hash(task.found.path)
     except MediaError as error:
-        prepared.error = str(error)
-        return prepared
+        return _Prepared(task, "failed", error=str(error))
     record = task.record
-    if task.reason != "complete":
+    if task.reason != "incomplete":
         if (
             record is not None
             and record.status == "ok"
-            and record.content_hash == prepared.content_hash
-            and task.complete
+            and record.content_hash == digest
+            and task.has_every_part
         ):
-            prepared.touched = True
-            return prepared
-        if prepared.content_hash in reusable:
-            prepared.reuse = True
-            return prepared
+            return _Prepared(task, "touched", digest)
+        if digest in reusable:
+            return _Prepared(task, "reuse", digest)
+    prepared = _Prepared(task, "decoded", digest)
     try:
-        _decode(prepared, models)
+        _decode(prepared, models, emit)
     except MediaError as error:
-        prepared.error = str(error)
+        return _Prepared(task, "failed", digest, error=str(error))
     return prepared
 
 
@@ -312,11 +257,11 @@ class _Run:
         self.reusable = store.reusable_by_hash()
 
     def facts(self, prepared: _Prepared) -> FileFacts:
-        found = prepared.task.found
-        if prepared.error is not None:
+        found, decoded = prepared.task.found, prepared.facts
+        if prepared.outcome == "failed":
             status, error = "failed", prepared.error
-        elif prepared.partial:
-            status, error = "partial", prepared.partial
+        elif decoded.partial:
+            status, error = "partial", decoded.partial
         else:
             status, error = "ok", None
         return FileFacts(
@@ -327,10 +272,10 @@ class _Run:
             content_hash=prepared.content_hash,
             status=status,
             error=error,
-            width=prepared.width,
-            height=prepared.height,
-            duration=prepared.duration,
-            captured_at=prepared.captured_at,
+            width=decoded.width,
+            height=decoded.height,
+            duration=decoded.duration,
+            captured_at=decoded.captured_at,
         )
 
     def finish(self, prepared: _Prepared, outcome: str) -> None:
@@ -341,7 +286,7 @@ class _Run:
             summary.moved += 1
         elif outcome == "touched":
             summary.unchanged += 1
-        elif task.reason == "complete":
+        elif task.reason == "incomplete":
             summary.reembedded += 1
         elif task.reason == "new":
             summary.new += 1
@@ -349,29 +294,24 @@ class _Run:
             summary.changed += 1
         if outcome == "copied":
             summary.reused += 1
-        self.emit(FileDone(task.found.path, outcome))
+        self.emit(FileDone(task.found.path, outcome, task.found.size))
 
-    def handle_without_model(self, prepared: _Prepared) -> bool:
+    def write_without_model(self, prepared: _Prepared) -> bool:
         """Write what needs no embedding; False when the file must be embedded."""
         task = prepared.task
-        if prepared.error is not None:
+        if prepared.outcome == "failed":
             self.store.write_failed(self.facts(prepared))
-            self.emit(FileFailed(task.found.path, prepared.error))
             self.finish(prepared, "failed")
-            return True
-        if prepared.touched:
-            assert task.record is not None
+        elif prepared.outcome == "touched" and task.record is not None:
             self.store.touch_file(task.record.id, task.found.size, task.found.mtime_ns)
             self.finish(prepared, "touched")
-            return True
-        if prepared.reuse:
-            self.reuse(prepared)
-            return True
-        return False
+        elif prepared.outcome == "reuse" and prepared.content_hash is not None:
+            self.reuse(prepared, self.reusable[prepared.content_hash])
+        else:
+            return False
+        return True
 
-    def reuse(self, prepared: _Prepared) -> None:
-        assert prepared.content_hash is not None
-        source_id = self.reusable[prepared.content_hash]
+    def reuse(self, prepared: _Prepared, source_id: int) -> None:
         source_path = self.store.path_of(source_id)
         facts = self.facts(prepared)
         moved = source_path is not None and source_path != facts.path
@@ -385,23 +325,18 @@ class _Run:
     def embed(self, batch: list[_Prepared]) -> dict[int, dict[str, list[Any]]]:
         """Vectors per item and modality, each modality embedded in model-sized chunks."""
         vectors: dict[int, dict[str, list[Any]]] = {id(item): {} for item in batch}
-        for modality, embedder in self.models.embedders.items():
-            owners = [
-                (item, part) for item in batch for part in item.parts if part.modality == modality
-            ]
+        for name, embedder in self.models.embedders.items():
+            owners = [(item, item.parts[name]) for item in batch if name in item.parts]
             inputs = [value for _, part in owners for value in part.inputs]
-            if not inputs:
-                for item, part in owners:
-                    vectors[id(item)][part.modality] = []
-                continue
             size = embedder.batch_size
-            embed = embedder.embed_preprocessed if modality == "visual" else embedder.embed_features
             rows = [
-                row for at in range(0, len(inputs), size) for row in embed(inputs[at : at + size])
+                row
+                for at in range(0, len(inputs), size)
+                for row in embedder.embed_batch(inputs[at : at + size])
             ]
             at = 0
             for item, part in owners:
-                vectors[id(item)][part.modality] = rows[at : at + len(part.inputs)]
+                vectors[id(item)][name] = rows[at : at + len(part.inputs)]
                 at += len(part.inputs)
         return vectors
 
@@ -409,10 +344,10 @@ class _Run:
         task, spaces = prepared.task, self.models.spaces
         facts = self.facts(prepared)
         parts = [
-            Part(spaces[part.modality], part.segments, vectors[part.modality])
-            for part in prepared.parts
+            Part(spaces[name], decoded.segments, vectors[name])
+            for name, decoded in prepared.parts.items()
         ]
-        if task.reason == "complete" and task.record is not None:
+        if task.reason == "incomplete" and task.record is not None:
             for part in parts:
                 spans = [(s.start, s.end) for s in part.segments]
                 if spans and self.store.segment_spans(task.record.id, part.space.modality) == spans:
@@ -425,9 +360,8 @@ class _Run:
             file_id = self.store.write_file(facts, parts)
             if prepared.content_hash is not None and facts.status == "ok":
                 self.reusable.setdefault(prepared.content_hash, file_id)
-        if prepared.partial:
+        if facts.status == "partial":
             self.summary.partial += 1
-            self.emit(FilePartial(task.found.path, prepared.partial))
         self.finish(prepared, "embedded")
 
     def write_batch(self, batch: list[_Prepared]) -> None:
@@ -438,13 +372,8 @@ class _Run:
 
     def batch_full(self, batch: list[_Prepared]) -> bool:
         """Whether some model has a full batch of inputs waiting."""
-        for modality, embedder in self.models.embedders.items():
-            waiting = sum(
-                len(part.inputs)
-                for item in batch
-                for part in item.parts
-                if part.modality == modality
-            )
+        for name, embedder in self.models.embedders.items():
+            waiting = sum(len(item.parts[name].inputs) for item in batch if name in item.parts)
             if waiting >= embedder.batch_size:
                 return True
         return False
@@ -452,24 +381,27 @@ class _Run:
     def process(self, tasks: list[_Task]) -> None:
         if not tasks:
             return
-        window = 64
         # Decoding releases the GIL; on a GPU it is the bottleneck, so use the
         # cores there are (measured in bench/README.md), up to 8.
-        pool = ThreadPoolExecutor(max_workers=max(2, min(8, os.cpu_count() or 1)))
+        pool = ThreadPoolExecutor(max_workers=max(2, min(8, usable_cores())))
         pending: deque[Future[_Prepared]] = deque()
         queue = iter(tasks)
         batch: list[_Prepared] = []
+
+        def submit(task: _Task) -> None:
+            pending.append(pool.submit(_prepare, task, self.reusable, self.models, self.emit))
+
         try:
             for task in queue:
-                pending.append(pool.submit(_prepare, task, self.reusable, self.models))
-                if len(pending) >= window:
+                submit(task)
+                if len(pending) >= WINDOW:
                     break
             while pending:
                 prepared = pending.popleft().result()
                 next_task = next(queue, None)
                 if next_task is not None:
-                    pending.append(pool.submit(_prepare, next_task, self.reusable, self.models))
-                if not self.handle_without_model(prepared):
+                    submit(next_task)
+                if not self.write_without_model(prepared):
                     batch.append(prepared)
                     if self.batch_full(batch):
                         self.write_batch(batch)
@@ -487,28 +419,31 @@ def _plan(
     found: list[FoundFile],
     known: dict[str, FileRecord],
     present: dict[int, set[int]],
-    spaces: dict[str, Space],
+    used: list[Modality],
+    space_ids: dict[str, int | None],
 ) -> tuple[list[_Task], int]:
+    """What each found file needs: `space_ids` are the ids of the spaces the run
+    writes (None: not created yet, so no file has it)."""
     tasks: list[_Task] = []
     unchanged = 0
     for item in found:
-        needed = tuple(m for m in MODALITIES[item.kind] if m in spaces)
+        needed = tuple(m for m in used if item.kind in m.kinds)
         record = known.get(item.path)
         if record is None:
             if needed:
                 tasks.append(_Task(item, None, "new", needed))
             continue
         stored = present.get(record.id, set())
-        missing = tuple(m for m in needed if spaces[m].id not in stored)
+        missing = tuple(m for m in needed if space_ids[m.name] not in stored)
         if record.size != item.size or record.mtime_ns != item.mtime_ns:
             if needed:
-                tasks.append(_Task(item, record, "changed", needed, complete=not missing))
+                tasks.append(_Task(item, record, "changed", needed, has_every_part=not missing))
             else:
                 unchanged += 1
         elif record.status == "failed" or not missing:
             unchanged += 1
         else:
-            tasks.append(_Task(item, record, "complete", missing))
+            tasks.append(_Task(item, record, "incomplete", missing))
     return tasks, unchanged
 
 
@@ -548,7 +483,7 @@ def _remembered_roots(store: Store, emit: Callable[[IndexEvent], None]) -> list[
     present: list[Root] = []
     for root in remembered:
         if not os.path.exists(root.path):
-            emit(RootMissing(root.path))
+            emit(Problem(root.path, "not found (unmounted?); its files kept", "root"))
             continue
         canonical = canonical_path(root.path)
         if canonical != root.path:
@@ -563,51 +498,72 @@ def _remembered_roots(store: Store, emit: Callable[[IndexEvent], None]) -> list[
 
 def index_paths(
     store: Store,
-    paths: Sequence[str | os.PathLike[str]],
-    embedder: ClipEmbedder,
+    paths: Sequence[str | os.PathLike[str]] = (),
+    models: Mapping[str, Embedder] | None = None,
     options: IndexOptions | None = None,
     on_event: Callable[[IndexEvent], None] | None = None,
-    audio_embedder: ClapEmbedder | None = None,
 ) -> IndexSummary:
     """Bring the index up to date with the media files under `paths` (none:
     the folders the index remembers).
 
-    Photos and videos' frames are embedded by `embedder`; recordings and
-    videos' sound by `audio_embedder` (none: sound is left out). Files that
-    cannot be read are recorded as failed, reported through `on_event` and
-    skipped; they are retried once they change. One run at a time writes to an
-    index (IndexBusyError otherwise). Raises IndexInterruptedError (carrying
-    the summary so far) on Ctrl-C.
+    `models` maps modality names to their embedders (by default
+    `modalities.models_for_index(store)`: the environment's and config
+    file's choices, else the index's own models, else the defaults); a
+    modality left out is left out of the run. Files that cannot be read are
+    recorded as failed, reported through `on_event` and skipped; they are
+    retried once they change. One run at a time writes to an index
+    (IndexBusyError otherwise). Raises IndexInterruptedError (carrying the
+    summary so far) on Ctrl-C.
     """
     options = options or IndexOptions()
-    if options.max_gap <= 0:
-        raise UsageError("{argument} must be a positive number of seconds", argument="max_gap")
+    if options.decode.max_gap <= 0:
+        raise UsageError(
+            f"{{argument}} must be a positive number of seconds, got {options.decode.max_gap}",
+            argument="max_gap",
+        )
+    if models is None:
+        models = modalities.models_for_index(store)
     emit = on_event or (lambda event: None)
     started = time.monotonic()
     with WriterLock(store.path):
         store.check_writable()
         roots = _named_roots(store, paths, options) if paths else _remembered_roots(store, emit)
-        summary = _index_roots(store, roots, embedder, options, emit, audio_embedder, started)
+        summary = _index_roots(store, roots, models, options, emit, started)
     return summary
+
+
+def _ready(
+    store: Store,
+    used: list[Modality],
+    models: Mapping[str, Embedder],
+    spaces: dict[str, Space],
+    emit: Callable[[IndexEvent], None],
+) -> None:
+    """Check every model the run needs, then make each ready and give it a
+    space: the slow parts happen here, said, before the first file."""
+    check_models({m.name: models[m.name] for m in used})
+    for modality in used:
+        embedder = models[modality.name]
+        embedder.on_prepare = emit
+        embedder.prepare()
+        if modality.name not in spaces:
+            spaces[modality.name] = new_space(store, modality, embedder)
 
 
 def _index_roots(
     store: Store,
     roots: list[Root],
-    embedder: ClipEmbedder,
+    models: Mapping[str, Embedder],
     options: IndexOptions,
     emit: Callable[[IndexEvent], None],
-    audio_embedder: ClapEmbedder | None,
     started: float,
 ) -> IndexSummary:
-    embedders: dict[str, Any] = {"visual": embedder}
-    if audio_embedder is not None:
-        embedders["audio"] = audio_embedder
-    spaces = {}
-    for modality, model in embedders.items():
-        space = existing_space(store, model, reembed=options.reembed)
+    chosen = [modality for modality in modalities.modalities() if modality.name in models]
+    spaces: dict[str, Space] = {}
+    for modality in chosen:
+        space = existing_space(store, modality, models[modality.name], reembed=options.reembed)
         if space is not None:
-            spaces[modality] = space
+            spaces[modality.name] = space
     paths = [root.path for root in roots]
     found = scan(
         paths,
@@ -617,19 +573,20 @@ def _index_roots(
         skipped=store.forgotten(),
     )
     for folder, reason in found.unreadable:
-        emit(FolderSkipped(folder, reason))
-    # A model is loaded only when there is something for it: a photo folder
-    # never loads the audio model.
+        emit(Problem(folder, f"cannot list folder ({reason}); kept what was indexed", "folder"))
+    # A model is needed only when there is something for it: a photo folder
+    # never loads the sound model.
     kinds = {item.kind for item in found.files}
-    for modality, model in embedders.items():
-        if modality not in spaces and any(modality in MODALITIES[kind] for kind in kinds):
-            spaces[modality] = new_space(store, model)
+    used = [modality for modality in chosen if kinds & set(modality.kinds)]
     known = store.files_under(paths)
-    tasks, unchanged = _plan(found.files, known, store.spaces_by_file(), spaces)
-    emit(ScanDone(len(found.files), len(tasks)))
+    space_ids = {m.name: spaces[m.name].id if m.name in spaces else None for m in used}
+    tasks, unchanged = _plan(found.files, known, store.spaces_by_file(), used, space_ids)
+    if tasks:
+        _ready(store, used, models, spaces, emit)
+    emit(ScanDone(len(found.files), len(tasks), sum(task.found.size for task in tasks)))
 
-    used = {modality: embedders[modality] for modality in spaces}
-    run = _Run(store, _Models(used, spaces, options.max_gap), emit)
+    embedders = {m.name: models[m.name] for m in used}
+    run = _Run(store, _Models(used, embedders, spaces, options.decode), emit)
     run.summary.unchanged = unchanged
     try:
         run.process(tasks)
@@ -646,9 +603,12 @@ def _index_roots(
         if path not in present and not any(is_under(path, f) for f, _ in found.unreadable)
     ]
     run.summary.removed = store.delete_files(missing)
-    for space in spaces.values():
+    for modality in used:
+        space = spaces.get(modality.name)
+        if space is None:
+            continue
         if not space.active:
-            pending = store.files_missing_from(space)
+            pending = store.files_missing_from(space, modality.kinds)
             run.summary.reembed_pending += pending
             if pending == 0:
                 store.activate_space(space)

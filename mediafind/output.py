@@ -7,9 +7,11 @@ Data goes to stdout; progress, warnings and summaries go to stderr, so that
 from __future__ import annotations
 
 import json
+import os
 import re
 import shlex
 import sys
+import threading
 import time
 from collections.abc import Sequence
 from datetime import datetime
@@ -20,23 +22,24 @@ from rich.console import Console
 from rich.markup import escape
 from rich.progress import (
     BarColumn,
-    MofNCompleteColumn,
     Progress,
+    SpinnerColumn,
+    TaskProgressColumn,
     TextColumn,
-    TimeElapsedColumn,
     TimeRemainingColumn,
 )
 from rich.style import Style
 from rich.table import Table
 from rich.text import Text
 
+from mediafind.timecodes import format_time
+
 if TYPE_CHECKING:
     # Only for annotations: a search should not import the indexing pipeline.
     from mediafind.db import Root
     from mediafind.duplicates import DuplicateGroup
-    from mediafind.events import IndexEvent
-    from mediafind.index import IndexSummary
-    from mediafind.search import SearchResult
+    from mediafind.events import IndexEvent, IndexSummary
+    from mediafind.query import SearchResult
     from mediafind.status import IndexStatus
 
 
@@ -95,16 +98,6 @@ def json_text(value: Any, *, indent: int | None = None) -> str:
 _SURROGATE = re.compile("[\ud800-\udfff]")
 
 
-def format_time(seconds: float | None) -> str:
-    """83.4 -> '1:23'; 3723 -> '1:02:03'."""
-    if seconds is None:
-        return ""
-    whole = int(seconds)
-    hours, rest = divmod(whole, 3600)
-    minutes, secs = divmod(rest, 60)
-    return f"{hours}:{minutes:02d}:{secs:02d}" if hours else f"{minutes}:{secs:02d}"
-
-
 def _human_bytes(count: int) -> str:
     size = float(count)
     for unit in ("B", "KB", "MB", "GB"):
@@ -120,26 +113,56 @@ def _when(timestamp: float | None) -> str:
     return datetime.fromtimestamp(timestamp).strftime("%Y-%m-%d %H:%M:%S")
 
 
-class IndexReporter:
-    """Turns indexing events into a progress bar (on a terminal) and warning lines."""
+def count(number: int, noun: str) -> str:
+    """'1 file', '2 files'."""
+    return f"{number} {noun}{'' if number == 1 else 's'}"
 
-    def __init__(self, stream: IO[str] | None = None) -> None:
+
+def _short(path: str, width: int = 40) -> str:
+    """A file's name for a progress line: printable, at most `width` characters."""
+    name = printable(os.path.basename(path))
+    return name if len(name) <= width else name[: width - 1] + "…"
+
+
+class IndexReporter:
+    """Turns indexing events into what a person sees: on a terminal, a spinner
+    while a model is prepared, then a progress bar measured in bytes of media
+    (so a long video moves it as it is read) with the file being worked on and
+    how far into it; and warning lines, as the problems are found.
+
+    Events come from worker threads too: everything here holds a lock.
+    """
+
+    def __init__(self, stream: IO[str] | None = None, *, verbose: bool = False) -> None:
         self.stream = stream or sys.stderr
         self.console = Console(file=self.stream, highlight=False)
+        self.verbose = verbose
         self.progress: Progress | None = None
+        self.status: Any = None
         self.task: Any = None
+        self.lock = threading.RLock()
+        self.done_bytes = 0
+        self.done_files = 0
+        self.total_files = 0
+        # Files being decoded: path -> (bytes, share of them read so far).
+        self.reading: dict[str, tuple[int, float]] = {}
 
     def __enter__(self) -> IndexReporter:
         return self
 
     def __exit__(self, *exc: object) -> None:
-        if self.progress is not None:
-            self.progress.stop()
+        with self.lock:
+            if self.status is not None:
+                self.status.stop()
+            if self.progress is not None:
+                self.progress.stop()
 
-    def warn(self, message: str) -> None:
-        line = printable("mediafind: warning: " + " ".join(message.split()))
+    def say(self, line: str) -> None:
+        line = printable(" ".join(line.split()))
         if self.progress is not None:
             self.progress.console.print(escape(line), soft_wrap=True, highlight=False)
+        elif self.status is not None:
+            self.status.console.print(escape(line), soft_wrap=True, highlight=False)
         else:
             self.stream.write(line + "\n")
             self.stream.flush()
@@ -147,42 +170,105 @@ class IndexReporter:
     def __call__(self, event: IndexEvent) -> None:
         from mediafind.events import (
             FileDone,
-            FileFailed,
-            FilePartial,
-            FolderSkipped,
-            RootMissing,
+            FileProgress,
+            ModelPreparing,
+            ModelReady,
+            Problem,
             ScanDone,
         )
 
-        if isinstance(event, ScanDone):
-            if self.console.is_terminal and event.to_process:
-                self.progress = Progress(
-                    TextColumn("indexing"),
-                    BarColumn(),
-                    MofNCompleteColumn(),
-                    TextColumn("{task.fields[rate]}"),
-                    TimeElapsedColumn(),
-                    TextColumn("ETA"),
-                    TimeRemainingColumn(),
-                    console=self.console,
-                    transient=True,
-                )
-                self.task = self.progress.add_task("index", total=event.to_process, rate="")
-                self.started = time.monotonic()
-                self.progress.start()
-        elif isinstance(event, FileFailed):
-            self.warn(f"{event.path}: {event.reason}")
-        elif isinstance(event, FilePartial):
-            self.warn(f"{event.path}: partly indexed: {event.reason}")
-        elif isinstance(event, FolderSkipped):
-            self.warn(f"{event.path}: cannot list folder ({event.reason}); kept what was indexed")
-        elif isinstance(event, RootMissing):
-            self.warn(f"{event.path}: not found (unmounted?); its files kept")
-        elif isinstance(event, FileDone) and self.progress is not None:
-            self.progress.advance(self.task)
-            done = self.progress.tasks[0].completed
-            rate = done / max(time.monotonic() - self.started, 1e-6)
-            self.progress.update(self.task, rate=f"{rate:.1f} files/s")
+        with self.lock:
+            if isinstance(event, ModelPreparing):
+                self._preparing(event.name, event.why)
+            elif isinstance(event, ModelReady):
+                self._ready(event.name, event.seconds)
+            elif isinstance(event, ScanDone):
+                self._start(event.to_process, event.work_bytes)
+            elif isinstance(event, Problem):
+                self.say(f"mediafind: warning: {event.path}: {_PROBLEMS[event.what]}{event.reason}")
+            elif isinstance(event, FileProgress):
+                share = min(1.0, event.position / event.duration) if event.duration > 0 else 0.0
+                self.reading[event.path] = (event.size, share)
+                clock = f" {format_time(event.position)}"
+                if event.duration > 0:
+                    clock += f"/{format_time(event.duration)}"
+                self._update(f"{_short(event.path)}{clock}")
+            elif isinstance(event, FileDone):
+                self.reading.pop(event.path, None)
+                self.done_bytes += event.size
+                self.done_files += 1
+                self._update(_short(event.path))
+
+    def _preparing(self, name: str, why: str) -> None:
+        if self.console.is_terminal:
+            self.status = self.console.status(
+                escape(printable(f"preparing {name}: {why} (this can take a minute)")),
+                spinner="dots",
+            )
+            self.status.start()
+            self.preparing_since = time.monotonic()
+        elif self.verbose:
+            self.say(f"mediafind: preparing {name}: {why}")
+
+    def _ready(self, name: str, seconds: float) -> None:
+        if self.status is not None:
+            self.status.stop()
+            self.status = None
+        if self.console.is_terminal or self.verbose:
+            self.say(f"mediafind: {name} is ready for this CPU ({seconds:.0f} s, once)")
+
+    def _start(self, files: int, work_bytes: int) -> None:
+        self.total_files = files
+        if not (self.console.is_terminal and files):
+            return
+        self.progress = Progress(
+            SpinnerColumn(),
+            TextColumn("indexing"),
+            BarColumn(),
+            TaskProgressColumn(),
+            TextColumn("{task.fields[files]}"),
+            TimeRemainingColumn(),
+            TextColumn("{task.fields[current]}"),
+            console=self.console,
+            transient=True,
+        )
+        self.task = self.progress.add_task(
+            "index", total=max(work_bytes, 1), files=f"0/{files}", current=""
+        )
+        self.progress.start()
+
+    def _update(self, current: str) -> None:
+        if self.progress is None:
+            return
+        reading = sum(size * share for size, share in self.reading.values())
+        self.progress.update(
+            self.task,
+            completed=self.done_bytes + reading,
+            files=f"{self.done_files}/{self.total_files}",
+            current=escape(current),
+        )
+
+
+_PROBLEMS = {
+    "failed": "",
+    "partial": "partly indexed: ",
+    "folder": "",
+    "root": "",
+}
+
+
+class ModelAnnouncer:
+    """For a search: a line on a terminal while a model is prepared for this CPU
+    (once, on the first search after installing), so a pause is explained."""
+
+    def __init__(self) -> None:
+        self.terminal = sys.stderr.isatty()
+
+    def __call__(self, event: Any) -> None:
+        from mediafind.events import ModelPreparing
+
+        if self.terminal and isinstance(event, ModelPreparing):
+            stderr_line(f"mediafind: preparing {event.name}: {event.why} (this can take a minute)")
 
 
 def summary_line(summary: IndexSummary, *, interrupted: bool = False) -> str:
@@ -375,46 +461,64 @@ def print_results(
         print_results_table(results, out)
 
 
+# Files shown per list in `status`; the rest are counted.
+STATUS_LIST = 10
+
+
 def print_status(status: IndexStatus, stream: IO[str] | None = None) -> None:
-    console = Console(file=stream or sys.stdout, highlight=False)
-    table = Table(box=None, show_header=False, pad_edge=False)
-    table.add_column(style="bold")
-    table.add_column(overflow="fold")
-    table.add_row("index", escape(printable(f"{status.db_path} ({_human_bytes(status.db_bytes)})")))
+    """What the index holds, one `name  value` line each, aligned, never padded
+    at the end (so it reads well piped into grep or a file)."""
+    rows: list[tuple[str, str]] = [("index", f"{status.db_path} ({_human_bytes(status.db_bytes)})")]
     for model in status.models:
         state = "" if model.active else " (re-embedding, not yet searched)"
-        table.add_row(
-            f"{model.modality} model",
-            escape(
-                printable(
-                    f"{model.model}{' in int8' if model.precision == 'int8' else ''}, "
-                    f"{model.dim} dimensions, {model.vectors} vectors{state}"
-                )
-            ),
+        precision = " in int8" if model.precision == "int8" else ""
+        rows.append(
+            (
+                f"{model.modality} model",
+                f"{model.model}{precision}, {model.dim} dimensions, {model.vectors} vectors{state}",
+            )
         )
     if not status.models:
-        table.add_row("model", "none yet")
+        rows.append(("model", "none yet"))
     names = {
         "image": ("photo", "photos"),
         "video": ("video", "videos"),
         "audio": ("recording", "recordings"),
     }
     files = ", ".join(f"{count} {names[kind][count != 1]}" for kind, count in status.files.items())
-    table.add_row("files", files)
-    table.add_row("segments", str(status.segments))
-    table.add_row("failed", str(len(status.failed)))
-    for path, error in status.failed[:10]:
-        table.add_row("", escape(printable(f"{path}: {error}")))
-    if len(status.failed) > 10:
-        table.add_row("", f"... and {len(status.failed) - 10} more (see status --json)")
+    rows += [("files", files), ("segments", str(status.segments))]
+    if status.partial:
+        rows.append(("partly indexed", str(len(status.partial))))
+        rows += [("", f"{path}: {why}") for path, why in status.partial[:STATUS_LIST]]
+        if len(status.partial) > STATUS_LIST:
+            rows.append(("", f"... and {len(status.partial) - STATUS_LIST} more: status --failed"))
+    failed = f"{len(status.failed)}" + (
+        " (list them: mediafind status --failed)" if status.failed else ""
+    )
+    rows.append(("failed", failed))
     for root in status.roots:
         excludes = f" (excluding {', '.join(root.excludes)})" if root.excludes else ""
-        table.add_row("root", escape(printable(root.path + excludes)))
-    table.add_row("last indexed", _when(status.last_indexed_at))
-    table.add_row("sqlite driver", status.sqlite_driver)
+        rows.append(("root", root.path + excludes))
+    rows.append(("last indexed", _when(status.last_indexed_at)))
+    rows.append(("sqlite driver", status.sqlite_driver))
     exists = "" if status.config_exists else " (none; optional)"
-    table.add_row("config file", escape(printable(status.config_path + exists)))
-    console.print(table)
+    rows.append(("config file", status.config_path + exists))
+    _print_rows(rows, stream or sys.stdout)
+
+
+def _print_rows(rows: Sequence[tuple[str, str]], out: IO[str]) -> None:
+    width = max(len(name) for name, _ in rows)
+    for name, value in rows:
+        out.write(f"{name:<{width}}  {printable(value)}".rstrip() + "\n")
+
+
+def print_problem_files(status: IndexStatus, stream: IO[str] | None = None) -> None:
+    """`status --failed`: each file that failed, then each indexed only in part,
+    as `PATH: why`, one per line."""
+    out = stream or sys.stdout
+    for label, files in (("failed", status.failed), ("partly indexed", status.partial)):
+        for path, why in files:
+            out.write(printable(f"{path}: {label}: {why}") + "\n")
 
 
 def print_roots(roots: Sequence[Root], stream: IO[str] | None = None) -> None:

@@ -12,7 +12,7 @@ import stat
 from collections.abc import Collection, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 
-from mediafind.errors import UsageError
+from mediafind.errors import UsageError, one_line
 
 IMAGE_EXTENSIONS = frozenset({".jpg", ".jpeg", ".png", ".webp", ".gif", ".bmp", ".tif", ".tiff"})
 HEIC_EXTENSIONS = frozenset({".heic", ".heif"})
@@ -67,21 +67,25 @@ def canonical_path(raw: str | os.PathLike[str]) -> str:
     return os.path.join(os.path.realpath(head), name)
 
 
-def normalize_roots(
-    paths: Iterable[str | os.PathLike[str]], *, skipped: Iterable[str] = ()
-) -> list[str]:
-    """Canonical, existing, de-duplicated roots; a root inside another is dropped,
-    unless a `skipped` path (forgotten) lies between them, since the outer
-    root's walk would then not reach it."""
-    roots: list[str] = []
+def check_paths(paths: Iterable[str | os.PathLike[str]]) -> None:
+    """Raise UsageError for the first path that is not a file or folder."""
     for raw in paths:
         path = canonical_path(raw)
         if not os.path.exists(path):
             raise UsageError(f"{os.fsdecode(raw)}: no such file or folder", argument="paths")
         if not (os.path.isdir(path) or os.path.isfile(path)):
             raise UsageError(f"{os.fsdecode(raw)}: not a file or folder", argument="paths")
-        roots.append(path)
-    roots.sort()
+
+
+def normalize_roots(
+    paths: Iterable[str | os.PathLike[str]], *, skipped: Iterable[str] = ()
+) -> list[str]:
+    """Canonical, existing, de-duplicated roots; a root inside another is dropped,
+    unless a `skipped` path (forgotten) lies between them, since the outer
+    root's walk would then not reach it."""
+    paths = list(paths)
+    check_paths(paths)
+    roots = sorted(canonical_path(raw) for raw in paths)
     between = list(skipped)
     kept: list[str] = []
     for root in roots:
@@ -100,10 +104,6 @@ def _excluded(name: str, relative: str, patterns: Sequence[str]) -> bool:
     return any(
         fnmatch.fnmatch(name, pattern) or fnmatch.fnmatch(relative, pattern) for pattern in patterns
     )
-
-
-def _describe(error: OSError) -> str:
-    return error.strerror or str(error)
 
 
 def scan(
@@ -154,7 +154,7 @@ def scan(
                 with os.scandir(folder) as entries:
                     listed = sorted(entries, key=lambda entry: entry.name)
             except OSError as error:
-                result.unreadable.append((folder, _describe(error)))
+                result.unreadable.append((folder, one_line(error)))
                 continue
             subfolders = []
             for entry in listed:

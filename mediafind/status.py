@@ -28,6 +28,8 @@ class IndexStatus:
     files: dict[str, int]
     segments: int
     failed: list[tuple[str, str]]
+    # Indexed in part (a video cut short), with why.
+    partial: list[tuple[str, str]]
     roots: list[Root]
     last_indexed_at: float | None
     config_path: str
@@ -42,6 +44,7 @@ class IndexStatus:
             "files": self.files,
             "segments": self.segments,
             "failed": [{"path": path, "error": error} for path, error in self.failed],
+            "partial": [{"path": path, "error": error} for path, error in self.partial],
             "roots": [
                 {"path": r.path, "last_indexed_at": r.last_indexed_at, "excludes": list(r.excludes)}
                 for r in self.roots
@@ -64,7 +67,8 @@ def index_status(store: Store) -> IndexStatus:
         ],
         files={kind: counts.get(kind, 0) for kind in ("image", "video", "audio")},
         segments=store.segment_total(),
-        failed=store.failed_files(),
+        failed=store.files_with_status("failed"),
+        partial=store.files_with_status("partial"),
         roots=store.roots(),
         last_indexed_at=store.last_indexed_at(),
         config_path=str(config.config_path()),

@@ -20,6 +20,7 @@ from typer.testing import CliRunner
 
 sys.path.insert(0, str(Path(__file__).parent))
 
+from fake_modality import fake_modalities
 from tiny_models import build_tiny_clap, build_tiny_clip
 
 from mediafind.cli import app
@@ -76,6 +77,32 @@ def isolated_env(
     monkeypatch.setenv("NO_COLOR", "1")
     monkeypatch.setenv("COLUMNS", "200")
     yield
+
+
+@pytest.fixture
+def fake_models(monkeypatch: pytest.MonkeyPatch) -> dict[str, object]:
+    """The registry with deterministic numpy stand-ins for the picture and sound
+    models (same names, kinds and options): for tests where the model is not
+    the subject. Real files are still decoded by the real readers."""
+    from mediafind import modalities
+
+    fakes = {modality.name: modality for modality in fake_modalities()}
+    monkeypatch.setattr(modalities, "_REGISTRY", fakes)
+    return fakes
+
+
+# Runs `mediafind ARGS` in a subprocess with the fake models registered.
+FAKE_CLI = (
+    f"import sys; sys.path.insert(0, {str(Path(__file__).parent)!r}); "
+    "from fake_modality import fake_modalities; from mediafind import modalities; "
+    "modalities._REGISTRY.clear(); [modalities.register(m) for m in fake_modalities()]; "
+    "from mediafind.cli import main; sys.argv[0] = 'mediafind'; main()"
+)
+
+
+def fake_cli(*args: str) -> list[str]:
+    """The argv of `mediafind ARGS` run in a subprocess with the fake models."""
+    return [sys.executable, "-c", FAKE_CLI, *args]
 
 
 @pytest.fixture

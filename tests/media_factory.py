@@ -99,6 +99,20 @@ def set_mp4_rotation(path: Path, degrees_clockwise: int) -> None:
     path.write_bytes(bytes(data))
 
 
+def set_mkv_duration(path: Path, milliseconds: float) -> None:
+    """Overwrite the duration a Matroska file declares in its Segment Info.
+
+    FFmpeg's muxer writes it as the first Duration element (ID 0x4489) with an
+    8-byte float, in milliseconds at the default timestamp scale.
+    """
+    data = bytearray(path.read_bytes())
+    at = data.find(b"\x44\x89\x88")
+    if at < 0:
+        raise ValueError(f"{path}: no 8-byte Duration element")
+    data[at + 3 : at + 11] = struct.pack(">d", milliseconds)
+    path.write_bytes(bytes(data))
+
+
 def sound(kind: str, seconds: float, rate: int, frequency: float = 440.0) -> np.ndarray:
     """Mono float32 samples: a 'tone', 'noise', 'chirp' or 'silence'."""
     count = round(seconds * rate)

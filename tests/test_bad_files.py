@@ -144,7 +144,7 @@ def test_wrong_extension_with_valid_content_is_decoded(tmp_path: Path):
 def test_failed_file_row_records_the_reason(db_path: Path, messy: Path, cli):
     cli("index", messy)
     with Store.open(db_path, create=False) as store:
-        rows = dict(store.failed_files())
+        rows = dict(store.files_with_status("failed"))
     assert rows[str(messy / "empty.jpg")] == "empty file (0 bytes)"
 
 

@@ -71,8 +71,13 @@ def test_status_reports_what_the_index_holds(cli, library: Path, tiny_clip: str,
     assert data["last_indexed_at"] is not None
     human = cli("status")
     assert human.exit_code == 0
-    for expected in (str(db_path), tiny_clip, "8 photos", "broken.jpg", str(library)):
+    for expected in (str(db_path), tiny_clip, "8 photos", str(library)):
         assert expected in human.stdout
+    assert "failed         1 (list them: mediafind status --failed)" in human.stdout
+    assert all(line == line.rstrip() for line in human.stdout.splitlines())  # no padding
+    listed = cli("status", "--failed")
+    why = "not a readable image (corrupt, or the extension is wrong)"
+    assert listed.stdout == f"{library / 'broken.jpg'}: failed: {why}\n"
 
 
 def test_status_without_an_index_is_an_error(cli, tmp_path: Path):

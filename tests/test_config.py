@@ -22,14 +22,23 @@ def write(path: Path, text: str) -> None:
     path.write_text(text, encoding="utf-8")
 
 
+def requested_model(flag: str | None) -> str | None:
+    chosen = config.requested(flag, "MEDIAFIND_MODEL", "model")
+    return chosen.value if chosen else None
+
+
 def test_model_precedence(config_file: Path, monkeypatch):
     monkeypatch.delenv("MEDIAFIND_MODEL")
-    assert config.requested_model(None) is None  # built-in default applies later
+    assert requested_model(None) is None  # built-in default applies later
     write(config_file, 'model = "file:model"\n')
-    assert config.requested_model(None) == "file:model"
+    assert config.requested(None, "MEDIAFIND_MODEL", "model") == config.Choice(
+        "file:model", "config", f"model in {config_file}"
+    )
     monkeypatch.setenv("MEDIAFIND_MODEL", "env:model")
-    assert config.requested_model(None) == "env:model"
-    assert config.requested_model("flag:model") == "flag:model"
+    assert config.requested(None, "MEDIAFIND_MODEL", "model") == config.Choice(
+        "env:model", "environment", "MEDIAFIND_MODEL"
+    )
+    assert requested_model("flag:model") == "flag:model"
 
 
 def test_audio_model_and_device_precedence(config_file: Path, monkeypatch):
@@ -37,7 +46,9 @@ def test_audio_model_and_device_precedence(config_file: Path, monkeypatch):
     monkeypatch.delenv("MEDIAFIND_DEVICE")
     assert config.resolve_device(None) == "auto"
     write(config_file, 'audio_model = "org/file"\ndevice = "cuda"\n')
-    assert config.requested_audio_model(None) == "org/file"
+    assert config.requested(None, "MEDIAFIND_AUDIO_MODEL", "audio_model") == config.Choice(
+        "org/file", "config", f"audio_model in {config_file}"
+    )
     assert config.resolve_device(None) == "cuda"
     monkeypatch.setenv("MEDIAFIND_DEVICE", "mps")
     assert config.resolve_device(None) == "mps"

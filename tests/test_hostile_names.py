@@ -79,8 +79,8 @@ def test_json_round_trips_a_name_that_is_not_utf8(cli, hostile: Path):
 def test_people_see_escapes_not_control_characters(cli, hostile: Path):
     indexed = cli("index", hostile)
     table = cli("search", "x", "--limit", "50")
-    status = cli("status")
-    for output in (indexed.stderr, table.stdout, status.stdout):
+    status = cli("status", "--failed")
+    for output in (indexed.stderr, table.stdout, status.stdout, cli("status").stdout):
         assert "\x1b" not in output and "\x07" not in output
         assert "\udce9" not in output
     assert "title\\x1b]0;PWNED\\x07.jpg" in indexed.stderr  # the failed file's warning
@@ -116,10 +116,10 @@ def test_an_unexpected_error_on_one_file_is_its_warning(cli, tmp_path: Path, mon
         draw_photo(root / f"{name}.jpg", list(COLORS.values())[number])
     real = index_module._decode
 
-    def flaky(prepared, models):  # type: ignore[no-untyped-def]
+    def flaky(prepared, models, emit):  # type: ignore[no-untyped-def]
         if prepared.task.found.path.endswith("b.jpg"):
             raise RuntimeError("a bug in a decoder")
-        return real(prepared, models)
+        return real(prepared, models, emit)
 
     monkeypatch.setattr(index_module, "_decode", flaky)
     result = cli("index", root)

@@ -8,32 +8,36 @@ from pathlib import Path
 
 import pytest
 from conftest import COLORS, draw_photo
+from fake_modality import FakeEmbedder
 
-import mediafind.index as index_module
 from mediafind.db import Store
-from mediafind.index import IndexSummary, index_paths
-from mediafind.models.clip import ClipEmbedder
+from mediafind.events import IndexSummary
+from mediafind.index import index_paths
+
+# Runs with the fake models: what is decoded and embedded is the subject here.
+pytestmark = pytest.mark.usefixtures("fake_models")
 
 
 class Spy:
-    """Counts decodes and embedded images through the real functions."""
+    """Counts decodes and embedded pictures through the (fake) modality."""
 
-    def __init__(self, monkeypatch: pytest.MonkeyPatch) -> None:
+    def __init__(self, monkeypatch: pytest.MonkeyPatch, fakes: dict) -> None:  # type: ignore[type-arg]
         self.decoded: list[str] = []
         self.embedded = 0
-        real_load = index_module.load_image
-        real_embed = ClipEmbedder.embed_preprocessed
+        visual = fakes["visual"]
+        real_decode = visual.decode
+        real_embed = FakeEmbedder.embed_batch
 
-        def load(path: str, min_side: int):  # type: ignore[no-untyped-def]
+        def decode(path, kind, embedder, options, progress):  # type: ignore[no-untyped-def]
             self.decoded.append(path)
-            return real_load(path, min_side)
+            return real_decode(path, kind, embedder, options, progress)
 
-        def embed(embedder: ClipEmbedder, tensors):  # type: ignore[no-untyped-def]
-            self.embedded += len(tensors)
-            return real_embed(embedder, tensors)
+        def embed(embedder, inputs):  # type: ignore[no-untyped-def]
+            self.embedded += len(inputs)
+            return real_embed(embedder, inputs)
 
-        monkeypatch.setattr(index_module, "load_image", load)
-        monkeypatch.setattr(ClipEmbedder, "embed_preprocessed", embed)
+        monkeypatch.setattr(visual, "decode", decode)
+        monkeypatch.setattr(FakeEmbedder, "embed_batch", embed)
 
     def reset(self) -> None:
         self.decoded.clear()
@@ -41,13 +45,13 @@ class Spy:
 
 
 @pytest.fixture
-def spy(monkeypatch: pytest.MonkeyPatch) -> Spy:
-    return Spy(monkeypatch)
+def spy(monkeypatch: pytest.MonkeyPatch, fake_models: dict) -> Spy:  # type: ignore[type-arg]
+    return Spy(monkeypatch, fake_models)
 
 
-def run(db_path: Path, root: Path, model: str) -> IndexSummary:
+def run(db_path: Path, root: Path) -> IndexSummary:
     with Store.open(db_path, create=True) as store:
-        return index_paths(store, [root], ClipEmbedder(model, device="cpu"))
+        return index_paths(store, [root])
 
 
 def indexed_paths(db_path: Path) -> dict[str, int]:
@@ -68,57 +72,51 @@ def vector_of(db_path: Path, path: Path) -> bytes:
     return bytes(row[0])
 
 
-def test_first_run_indexes_every_photo(db_path: Path, library: Path, tiny_clip: str, spy: Spy):
-    summary = run(db_path, library, tiny_clip)
+def test_first_run_indexes_every_photo(db_path: Path, library: Path, spy: Spy):
+    summary = run(db_path, library)
     assert summary.new == len(COLORS)
     assert (summary.changed, summary.moved, summary.removed, summary.failed) == (0, 0, 0, 0)
     assert spy.embedded == len(COLORS)
     assert len(indexed_paths(db_path)) == len(COLORS)
 
 
-def test_unchanged_files_are_not_decoded_again(
-    db_path: Path, library: Path, tiny_clip: str, spy: Spy
-):
-    run(db_path, library, tiny_clip)
+def test_unchanged_files_are_not_decoded_again(db_path: Path, library: Path, spy: Spy):
+    run(db_path, library)
     spy.reset()
-    summary = run(db_path, library, tiny_clip)
+    summary = run(db_path, library)
     assert summary.unchanged == len(COLORS)
     assert summary.new == summary.changed == 0
     assert spy.decoded == [] and spy.embedded == 0
 
 
-def test_changed_file_is_embedded_again(db_path: Path, library: Path, tiny_clip: str, spy: Spy):
-    run(db_path, library, tiny_clip)
+def test_changed_file_is_embedded_again(db_path: Path, library: Path, spy: Spy):
+    run(db_path, library)
     target = next(library.rglob("red.jpg"))
     before = vector_of(db_path, target)
     draw_photo(target, COLORS["blue"], size=(200, 100), stripe=COLORS["white"])
     spy.reset()
-    summary = run(db_path, library, tiny_clip)
+    summary = run(db_path, library)
     assert summary.changed == 1 and summary.unchanged == len(COLORS) - 1
     assert spy.decoded == [str(target)]
     assert vector_of(db_path, target) != before
 
 
-def test_touched_file_keeps_its_vectors_without_decoding(
-    db_path: Path, library: Path, tiny_clip: str, spy: Spy
-):
-    run(db_path, library, tiny_clip)
+def test_touched_file_keeps_its_vectors_without_decoding(db_path: Path, library: Path, spy: Spy):
+    run(db_path, library)
     target = next(library.rglob("green.jpg"))
     stat = target.stat()
     os.utime(target, ns=(stat.st_atime_ns, stat.st_mtime_ns + 5_000_000_000))
     spy.reset()
-    summary = run(db_path, library, tiny_clip)
+    summary = run(db_path, library)
     assert summary.unchanged == len(COLORS) and summary.changed == 0
     assert spy.decoded == []
     spy.reset()
-    assert run(db_path, library, tiny_clip).unchanged == len(COLORS)
+    assert run(db_path, library).unchanged == len(COLORS)
     assert spy.decoded == []  # the new mtime was recorded
 
 
-def test_moved_file_reuses_vectors_and_keeps_its_row(
-    db_path: Path, library: Path, tiny_clip: str, spy: Spy
-):
-    run(db_path, library, tiny_clip)
+def test_moved_file_reuses_vectors_and_keeps_its_row(db_path: Path, library: Path, spy: Spy):
+    run(db_path, library)
     source = next(library.rglob("blue.jpg"))
     old_id = indexed_paths(db_path)[str(source)]
     vector = vector_of(db_path, source)
@@ -126,7 +124,7 @@ def test_moved_file_reuses_vectors_and_keeps_its_row(
     destination.parent.mkdir()
     source.rename(destination)
     spy.reset()
-    summary = run(db_path, library, tiny_clip)
+    summary = run(db_path, library)
     assert summary.moved == 1
     assert summary.new == summary.removed == 0
     assert spy.decoded == [] and spy.embedded == 0
@@ -136,13 +134,13 @@ def test_moved_file_reuses_vectors_and_keeps_its_row(
     assert vector_of(db_path, destination) == vector
 
 
-def test_copied_file_reuses_vectors(db_path: Path, library: Path, tiny_clip: str, spy: Spy):
-    run(db_path, library, tiny_clip)
+def test_copied_file_reuses_vectors(db_path: Path, library: Path, spy: Spy):
+    run(db_path, library)
     source = next(library.rglob("yellow.jpg"))
     copy = library / "copy of yellow.jpg"
     shutil.copy2(source, copy)
     spy.reset()
-    summary = run(db_path, library, tiny_clip)
+    summary = run(db_path, library)
     assert summary.new == 1 and summary.reused == 1
     assert spy.embedded == 0
     paths = indexed_paths(db_path)
@@ -150,11 +148,11 @@ def test_copied_file_reuses_vectors(db_path: Path, library: Path, tiny_clip: str
     assert vector_of(db_path, copy) == vector_of(db_path, source)
 
 
-def test_deleted_file_disappears(db_path: Path, library: Path, tiny_clip: str, cli):
-    run(db_path, library, tiny_clip)
+def test_deleted_file_disappears(db_path: Path, library: Path, cli):
+    run(db_path, library)
     gone = next(library.rglob("black.jpg"))
     gone.unlink()
-    summary = run(db_path, library, tiny_clip)
+    summary = run(db_path, library)
     assert summary.removed == 1
     assert str(gone) not in indexed_paths(db_path)
     result = cli("search", "anything", "--paths", "--limit", "100")
@@ -162,23 +160,23 @@ def test_deleted_file_disappears(db_path: Path, library: Path, tiny_clip: str, c
     assert len(result.stdout.splitlines()) == len(COLORS) - 1
 
 
-def test_removal_is_limited_to_the_roots_indexed(db_path: Path, tmp_path: Path, tiny_clip: str):
+def test_removal_is_limited_to_the_roots_indexed(db_path: Path, tmp_path: Path):
     first = tmp_path / "first"
     second = tmp_path / "second"
     draw_photo(first / "a.jpg", COLORS["red"])
     draw_photo(second / "b.jpg", COLORS["blue"])
-    run(db_path, first, tiny_clip)
-    run(db_path, second, tiny_clip)
-    summary = run(db_path, first, tiny_clip)
+    run(db_path, first)
+    run(db_path, second)
+    summary = run(db_path, first)
     assert summary.removed == 0
     assert set(indexed_paths(db_path)) == {str(first / "a.jpg"), str(second / "b.jpg")}
 
 
-def test_duplicates_within_one_run_are_all_indexed(db_path: Path, tmp_path: Path, tiny_clip: str):
+def test_duplicates_within_one_run_are_all_indexed(db_path: Path, tmp_path: Path):
     root = tmp_path / "dupes"
     original = draw_photo(root / "a.jpg", COLORS["green"])
     for name in ("b.jpg", "c.jpg"):
         shutil.copy(original, root / name)
-    summary = run(db_path, root, tiny_clip)
+    summary = run(db_path, root)
     assert summary.new == 3
     assert len(indexed_paths(db_path)) == 3

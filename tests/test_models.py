@@ -22,8 +22,18 @@ def test_spec_forms():
 
 @pytest.mark.parametrize("bad", ["ViT-B-32", "", "hf-hub:no-slash", "local-dir:"])
 def test_malformed_specs_are_usage_errors(bad: str):
-    with pytest.raises(UsageError):
+    with pytest.raises(ValueError):
         parse_spec(bad)
+    with pytest.raises(UsageError) as raised:
+        ClipEmbedder(bad, device="cpu")
+    assert raised.value.worded({"model": "--model"}).startswith(f"--model {bad}: ")
+
+
+def test_malformed_spec_from_the_environment_names_the_variable(cli, library, monkeypatch):
+    monkeypatch.setenv("MEDIAFIND_MODEL", "ViT-B-32")
+    result = cli("index", library)
+    assert result.exit_code == 2
+    assert result.stderr.startswith("mediafind: error: MEDIAFIND_MODEL=ViT-B-32: expected")
 
 
 def test_unknown_pretrained_tag_lists_the_known_ones():
@@ -37,7 +47,8 @@ def test_offline_without_cache_is_one_clear_line(cli, tmp_path: Path):
     assert result.exit_code == 2
     assert result.stderr.count("\n") == 1
     assert "Traceback" not in result.stderr
-    assert "could not be downloaded" in result.stderr
+    assert result.stderr.startswith("mediafind: error: --model ViT-B-32:laion2b_s34b_b79k: ")
+    assert "not in the cache and cannot be downloaded" in result.stderr
     assert "--model local-dir:" in result.stderr
 
 
@@ -55,7 +66,9 @@ def test_offline_error_is_one_line_in_a_real_process(tmp_path: Path):
         env={**os.environ, "MEDIAFIND_MODEL": "ViT-B-32:laion2b_s34b_b79k"},
     )
     assert result.returncode == 2
-    assert result.stderr.startswith("mediafind: error: cannot load model ViT-B-32")
+    assert result.stderr.startswith(
+        "mediafind: error: MEDIAFIND_MODEL=ViT-B-32:laion2b_s34b_b79k: it is not in the cache"
+    )
     assert result.stderr.count("\n") == 1, result.stderr
 
 
@@ -89,8 +102,11 @@ def test_cuda_requested_without_a_gpu_is_a_clear_error(monkeypatch):
     import torch
 
     monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
-    with pytest.raises(DeviceError, match="--device cpu"):
+    with pytest.raises(DeviceError) as raised:
         resolve_torch_device("cuda")
+    assert raised.value.worded({"device": "--device"}) == (
+        "--device cuda: torch sees no CUDA GPU here; use cpu or auto"
+    )
     assert resolve_torch_device("auto") in ("cpu", "mps")
 
 
@@ -103,9 +119,9 @@ def test_device_flag_reaches_the_cli(cli, library: Path, monkeypatch):
     import torch
 
     monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
-    result = cli("index", library, "--device", "cuda")
+    result = cli("index", library, "--device", "cuda", "--no-audio")
     assert result.exit_code == 2
-    assert "no CUDA GPU" in result.stderr
+    assert "--device cuda: torch sees no CUDA GPU" in result.stderr
 
 
 def test_second_model_is_refused_without_reembed(cli, library: Path, other_clip: str):

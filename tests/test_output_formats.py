@@ -105,7 +105,7 @@ def test_table_links_paths_on_a_terminal(library: Path):
     from rich.console import Console
 
     from mediafind.output import print_results_table
-    from mediafind.search import SearchResult
+    from mediafind.query import SearchResult
 
     stream = io.StringIO()
     photo = next(library.rglob("red.jpg"))

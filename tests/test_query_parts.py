@@ -12,7 +12,7 @@ import pytest
 from mediafind.db import Store
 from mediafind.errors import UsageError
 from mediafind.models.clip import ClipEmbedder
-from mediafind.search import parse_part
+from mediafind.query import parse_part
 
 
 def results(cli, *args: str) -> list[dict]:  # type: ignore[no-untyped-def]

@@ -9,13 +9,13 @@ Decoding streams: memory holds one window, not the whole recording.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-from mediafind.errors import MediaError
+from mediafind.errors import MediaError, one_line
 from mediafind.media.capture import container_capture_time
-from mediafind.media.container import open_media, reason
+from mediafind.media.container import open_media
 
 if TYPE_CHECKING:
     import numpy as np
@@ -83,18 +83,31 @@ def _decoded_chunks(
         for out in resampler.resample(None):
             yield np.asarray(out.to_ndarray(), dtype=np.float32).reshape(-1)
     except av.error.FFmpegError as error:
-        report.problem = reason(error)
+        report.problem = one_line(error)
+
+
+def _declared_seconds(container: Any, stream: Any) -> float:
+    if stream.duration is not None and stream.time_base is not None:
+        return float(stream.duration * stream.time_base)
+    return container.duration / 1_000_000 if container.duration else 0.0
 
 
 def audio_windows(
-    path: str, *, rate: int, window_seconds: float, report: AudioReport | None = None
+    path: str,
+    *,
+    rate: int,
+    window_seconds: float,
+    report: AudioReport | None = None,
+    progress: Callable[[float, float], None] | None = None,
 ) -> Iterator[AudioWindow]:
     """Non-silent windows of `path`'s sound, `window_seconds` long, overlapping.
 
     A file shorter than a window is one window of its whole length; the last
     window ends where the sound ends. `report` (optional) receives the
-    duration, counts, and any problem. Raises MediaError when the file cannot
-    be opened at all; a file without sound yields nothing.
+    duration, counts, and any problem; `progress` (optional) hears how far
+    decoding has come, in seconds, and the duration the file declares (0 when
+    it declares none: a claim, shown, never trusted). Raises MediaError when
+    the file cannot be opened at all; a file without sound yields nothing.
     """
     import numpy as np
 
@@ -107,6 +120,7 @@ def audio_windows(
         stream = default_audio_stream(container)
         if stream is None:
             return
+        declared = _declared_seconds(container, stream)
         buffer = np.zeros(0, dtype=np.float32)
         offset = 0  # sample index of buffer[0]
         next_start = 0
@@ -122,6 +136,8 @@ def audio_windows(
         for chunk in _decoded_chunks(container, stream, rate, report):
             buffer = np.concatenate([buffer, chunk])
             total += len(chunk)
+            if progress is not None:
+                progress(total / rate, declared)
             while next_start + window <= offset + len(buffer):
                 begin = next_start - offset
                 yield from emit(next_start, buffer[begin : begin + window].copy())
@@ -146,6 +162,6 @@ def audio_windows(
     except MediaError:
         raise
     except Exception as error:
-        raise MediaError(f"cannot decode audio ({reason(error)})") from error
+        raise MediaError(f"cannot decode audio ({one_line(error)})") from error
     finally:
         container.close()

@@ -4,14 +4,8 @@ from __future__ import annotations
 
 from typing import Any
 
-from mediafind.errors import MediaError
+from mediafind.errors import MediaError, one_line
 from mediafind.hashing import open_regular
-
-
-def reason(error: BaseException) -> str:
-    """An FFmpeg error as one short line."""
-    text = getattr(error, "strerror", None) or str(error)
-    return " ".join(str(text).split()) or error.__class__.__name__
 
 
 def open_media(path: str, what: str) -> Any:
@@ -27,4 +21,4 @@ def open_media(path: str, what: str) -> Any:
     except PermissionError as error:
         raise MediaError("permission denied") from error
     except av.error.FFmpegError as error:
-        raise MediaError(f"not a readable {what} ({reason(error)})") from error
+        raise MediaError(f"not a readable {what} ({one_line(error)})") from error

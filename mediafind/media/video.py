@@ -5,12 +5,15 @@ minute; embedding one frame per N seconds misses short shots and wastes work
 on static ones. Instead:
 
 1. Decode keyframes only (the decoder never touches the frames between them)
-   and compare small thumbnails of consecutive candidates.
-2. Where two keyframes more than a second apart differ, a shot may start, or
-   hide entirely, between them: decode from the first keyframe and look at
-   frames spaced at most a second apart. Any shot of a second or more then
-   contains a candidate. Where keyframes are further apart than the maximum
-   gap, look at frames spaced at most that gap apart.
+   and compare small thumbnails of consecutive candidates. The other packets
+   are read but not decoded: their sizes show where the encoder met a picture
+   it could not predict from the frames before it (a cut), and their
+   timestamps where the stream really ends, whatever its header claims.
+2. Where two keyframes more than a second apart differ, or a cut shows between
+   them, a shot may start, or hide entirely, between them: decode from the
+   first keyframe and look at frames spaced at most a second apart. Any shot
+   of a second or more then contains a candidate. Where keyframes are further
+   apart than the maximum gap, look at frames spaced at most that gap apart.
 3. Keep a candidate when it differs from the last kept frame (a cut, or a
    slow change that has added up), or when skipping it would leave more than
    `max_gap` seconds between kept frames.
@@ -18,21 +21,26 @@ on static ones. Instead:
 A static tripod shot of five minutes is thus one frame per `max_gap`, and a
 video cut every few seconds gets a frame per shot.
 
-The one shot this can miss: one that starts and ends between two keyframes
-that look alike (a cutaway and back within one group of pictures). Editing
-software and phones place a keyframe at most cuts, which makes that rare.
+Keyframes alone would miss a cutaway and back within one group of pictures
+(two keyframes that look alike around a whole other shot, as long as eight
+seconds with the common 250-frame groups); the sizes of step 1 catch it. The
+one shot this can still miss: a cutaway whose cuts both cost the encoder
+little, because it predicted the pictures after them from frames kept since
+before the cutaway.
 """
 
 from __future__ import annotations
 
 import math
-from collections.abc import Iterator
+from collections import deque
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-from mediafind.errors import MediaError
+from mediafind.errors import MediaError, one_line
 from mediafind.media.capture import container_capture_time
-from mediafind.media.container import open_media, reason
+from mediafind.media.container import open_media
+from mediafind.timecodes import format_time
 
 if TYPE_CHECKING:
     import numpy as np
@@ -41,7 +49,7 @@ if TYPE_CHECKING:
 DEFAULT_MAX_GAP = 10.0
 # A shot this long or longer always gets a candidate frame.
 SHORTEST_SHOT = 1.0
-# Difference of two thumbnails (see `_thumb`, `_difference`), on a 0-1 scale,
+# Difference of two thumbnails (see `_thumb`, `_match`), on a 0-1 scale,
 # above which two frames show different content. Measured on the reference
 # clip of bench/video_speed.py: keyframes 2 s apart within a panning shot
 # differ by at most 0.042, keyframes across a cut by at least 0.155.
@@ -49,6 +57,23 @@ CHANGE_THRESHOLD = 0.08
 # Keyframes closer than this to the previous candidate add nothing (all-intra
 # codecs such as MJPEG flag every frame as a keyframe).
 MIN_CANDIDATE_SPACING = 0.25
+# An inter frame at least this fraction of the size of the keyframes around it
+# was coded mostly without reference to the frames before it: the picture
+# changed there. Measured on clips made with x264, x265 and libvpx-vp9: the
+# frame after a cut costs 0.87 to 1.1 of a keyframe; a pan, a shaky hand and
+# sensor noise at most 0.32.
+CUT_SIZE = 0.5
+# How much less than its header declares a file may turn out to hold before it
+# counts as ending early: the last frame looked at can lie a probe step before
+# the end, and a container's duration also covers sound that runs on after the
+# picture.
+ENDS_EARLY_SLACK = 2 * SHORTEST_SHOT + 2.0
+# A seek that lands after the keyframe it aimed at (see `_Prober._packets_from`)
+# is tried again, aiming at least this many seconds further back, then twice as
+# far each time, at most this many times in all: enough to step back over a
+# group of pictures of a minute and a half.
+SEEK_STEP = 0.1
+SEEK_TRIES = 12
 _THUMB = 24
 _SHIFT = 2
 
@@ -62,7 +87,7 @@ class KeptFrame:
 @dataclass
 class SampledVideo:
     frames: list[KeptFrame]
-    duration: float
+    duration: float  # as declared, unless the stream holds far less
     width: int
     height: int
     problem: str | None = None  # set when only part of the file could be decoded
@@ -156,13 +181,18 @@ class _Timeline:
     def __init__(self, stream: Any, container: Any) -> None:
         base = stream.time_base
         self.time_base = base
+        # A float for the packet loop: exact fractions cost microseconds a packet.
+        self.tick = float(base)
         self.origin = float(stream.start_time * base) if stream.start_time is not None else 0.0
+        # What the header declares. Only reported and compared: a header can
+        # claim anything (a 6 KB file declared 10^15 ms), so no amount of work
+        # is ever sized by it.
         if stream.duration is not None:
-            self.duration = float(stream.duration * base)
+            self.declared = float(stream.duration * base)
         elif container.duration is not None:
-            self.duration = container.duration / 1_000_000
+            self.declared = container.duration / 1_000_000
         else:
-            self.duration = 0.0
+            self.declared = 0.0
 
     def of(self, frame: Any) -> float:
         # From pts and the stream's time base: frames flushed out of a
@@ -170,6 +200,22 @@ class _Timeline:
         if frame.pts is None:
             return 0.0
         return max(0.0, float(frame.pts * self.time_base) - self.origin)
+
+    def of_packet(self, packet: Any) -> float | None:
+        """When the packet's frame is shown, or else decoded; None if it does not say."""
+        ticks = packet.pts if packet.pts is not None else packet.dts
+        return None if ticks is None else ticks * self.tick - self.origin
+
+    def lead(self, packet: Any) -> float:
+        """How long before it is shown the packet's frame is decoded (0 if unknown)."""
+        if packet.pts is None or packet.dts is None:
+            return 0.0
+        return (packet.pts - packet.dts) * self.tick
+
+    def ticks(self, seconds: float) -> int:
+        # Rounded: a keyframe's time turned back into ticks can land a hair
+        # below its timestamp, and a seek there decodes the whole group before.
+        return round((seconds + self.origin) / self.time_base)
 
 
 class _Prober:
@@ -181,120 +227,242 @@ class _Prober:
         self.stream.thread_type = "AUTO"
         self.timeline = timeline
         self.decoded = 0
+        self.reached = 0.0  # time of the last frame decoded
+        # How long before a keyframe's time a seek must aim to land on it (see
+        # `_packets_from`): 0 where the container seeks by presentation time.
+        self.seek_back = 0.0
 
     @classmethod
     def open(cls, path: str, timeline: _Timeline) -> _Prober:
         """A second handle on the file, so the keyframe pass keeps its place."""
         return cls(open_media(path, "video"), timeline)
 
-    def frames_at(self, start: float, targets: list[float]) -> list[_Candidate]:
-        """The first frame at or after each target time, decoding from `start`'s keyframe."""
+    def _decode_from(self, start: float) -> Iterator[tuple[float, Any]]:
+        """Frames and their times, from the keyframe at or before `start` on."""
         import av
 
-        found: list[_Candidate] = []
-        pending = list(targets)
-        seek_to = int((start + self.timeline.origin) / self.stream.time_base)
         try:
-            self.container.seek(seek_to, stream=self.stream, backward=True, any_frame=False)
-            for frame in self.container.decode(self.stream):
-                self.decoded += 1
-                time = self.timeline.of(frame)
-                while pending and time >= pending[0] - 1e-3:
-                    pending.pop(0)
-                    if not found or found[-1].time != time:
-                        found.append(_Candidate(time, _thumb(frame), frame))
-                if not pending:
-                    break
-        except (av.error.FFmpegError, ValueError):
-            pass  # a damaged stretch: the keyframe pass reports what matters
+            for packet in self._packets_from(start):
+                for frame in packet.decode():
+                    self.decoded += 1
+                    self.reached = self.timeline.of(frame)
+                    yield self.reached, frame
+        except (av.error.FFmpegError, ValueError, OverflowError):
+            return  # a damaged stretch (the keyframe pass reports what matters), or no such time
+
+    def _packets_from(self, start: float) -> Iterator[Any]:
+        """The packets from the last keyframe at or before `start` on.
+
+        Where a container has an index (MP4, Matroska), FFmpeg seeks by
+        presentation time and lands on that keyframe. MPEG transport and
+        program streams (.mts, .m2ts, .ts, .mpg) have none: FFmpeg bisects the
+        file by decoding time and stops at whatever packet lies there, often
+        not a keyframe. The decoder would drop the pictures up to the next
+        keyframe, and a keyframe's own time lands just after it whenever
+        frames are reordered (a keyframe is decoded a few frames before it is
+        shown): probing would start a whole group of pictures late.
+
+        So the packets before the first keyframe reached are skipped, not
+        decoded, and when that keyframe comes after `start`, the seek is tried
+        again, aiming earlier by as long as the stream's keyframes are decoded
+        before they are shown (then remembered: the next seek lands at once),
+        and twice as far back each time it lands late again.
+        """
+        back = self.seek_back
+        for _ in range(SEEK_TRIES):
+            self.container.seek(
+                self.timeline.ticks(start - back),
+                stream=self.stream,
+                backward=True,
+                any_frame=False,
+            )
+            packets = self.container.demux(self.stream)
+            keyframe = next((packet for packet in packets if packet.is_keyframe), None)
+            time = math.inf if keyframe is None else self.timeline.of_packet(keyframe)
+            if time is None or time <= start + 1e-3:
+                break
+            if keyframe is not None:
+                self.seek_back = max(self.seek_back, self.timeline.lead(keyframe))
+            back = max(2 * back, self.seek_back, SEEK_STEP)
+        # Out of tries, from where the last seek landed: late, but better than nothing.
+        if keyframe is not None:
+            yield keyframe
+            yield from packets
+
+    def frames_at(self, start: float, spacing: float, end: float) -> list[_Candidate]:
+        """The first frame at or after each of `start + spacing`, `start + 2 *
+        spacing`, ... short of `end`, decoding from `start`'s keyframe.
+
+        Those times are counted, never listed: the work stays bounded by the
+        frames the stream holds, however long a damaged timestamp makes the
+        gap look.
+        """
+        found: list[_Candidate] = []
+        target = 1
+        for time, frame in self._decode_from(start):
+            if time < start + target * spacing - 1e-3:
+                continue
+            found.append(_Candidate(time, _thumb(frame), frame))
+            # The next time after this frame (one frame can stand for several).
+            target = math.floor((time + 1e-3 - start) / spacing) + 1
+            if start + target * spacing > end - spacing / 2:
+                break
         return found
+
+    def first_at(self, time: float) -> Any | None:
+        """The frame shown at `time`: the first at or after it."""
+        return next((frame for at, frame in self._decode_from(time) if at >= time - 1e-3), None)
 
     def close(self) -> None:
         self.container.close()
 
 
-def _keyframes(
-    container: Any, stream: Any, timeline: _Timeline, sampled: SampledVideo
-) -> Iterator[_Candidate]:
-    """Decode keyframe packets only; other packets are never handed to the decoder."""
-    import av
+class _KeyframePass:
+    """Step 1 of the module docstring: reads every packet, decodes keyframe
+    packets only, and keeps what the other packets tell on the way."""
 
-    codec = stream.codec_context
-    codec.skip_frame = "NONKEY"
-    last = -math.inf
-    try:
-        for packet in container.demux(stream):
-            if packet.size == 0:
-                continue
-            if not packet.is_keyframe:
-                continue
-            if packet.pts is not None:
-                time = float(packet.pts * packet.time_base) - timeline.origin
-                if time - last < MIN_CANDIDATE_SPACING:
+    def __init__(
+        self, container: Any, stream: Any, timeline: _Timeline, sampled: SampledVideo
+    ) -> None:
+        self.container = container
+        self.stream = stream
+        self.timeline = timeline
+        self.sampled = sampled
+        # Where the last packet ends: how long the stream really is.
+        self.end = 0.0
+        # Times of inter frames as large as a cut makes them (see CUT_SIZE).
+        self._cuts: deque[float] = deque()
+        # Since the last keyframe packet, in decoding order: its size, and the
+        # size and time of the largest packet.
+        self._key_size = 0
+        self._largest: tuple[int, float | None] = (0, None)
+
+    def __iter__(self) -> Iterator[_Candidate]:
+        """Decoded keyframes; other packets are never handed to the decoder."""
+        import av
+
+        codec = self.stream.codec_context
+        codec.skip_frame = "NONKEY"
+        last = -math.inf
+        try:
+            for packet in self.container.demux(self.stream):
+                if packet.size == 0:
                     continue
-            try:
-                frames = codec.decode(packet)
-            except av.error.InvalidDataError:
-                continue  # one damaged keyframe: the next one will do
-            for frame in frames:
-                sampled.keyframes_decoded += 1
-                last = timeline.of(frame)
-                yield _Candidate(last, _thumb(frame), frame)
-        for frame in codec.decode(None):
-            sampled.keyframes_decoded += 1
-            yield _Candidate(timeline.of(frame), _thumb(frame), frame)
-    except av.error.FFmpegError as error:
-        sampled.problem = reason(error)
+                time = self._read(packet)
+                if not packet.is_keyframe:
+                    continue
+                if time is not None and time - last < MIN_CANDIDATE_SPACING:
+                    continue
+                for frame in self._decode_alone(codec, packet):
+                    self.sampled.keyframes_decoded += 1
+                    last = self.timeline.of(frame)
+                    yield _Candidate(last, _thumb(frame), frame)
+        except av.error.FFmpegError as error:
+            self.sampled.problem = one_line(error)
+
+    @staticmethod
+    def _decode_alone(codec: Any, packet: Any) -> list[Any]:
+        """The keyframe's picture, decoded as if playback started there.
+
+        Fed one keyframe after another, a decoder takes them for consecutive
+        pictures. An HEVC decoder places an open-GOP keyframe (a CRA picture)
+        in presentation order by counting on from the picture before it,
+        modulo the stream's order count (2^8 pictures by x265's default).
+        Keyframes more than half that apart (128 pictures, 5.3 s at 24 fps)
+        are misplaced and come out late or early, and the selector drops
+        what arrives out of time order; keyframes a whole multiple of it
+        apart look like one picture twice, and the decoder throws them away.
+        Drained and reset after each keyframe, as after a seek, the decoder
+        hands each keyframe out at once: in the order they are stored, which
+        for keyframes is presentation order, and holding no picture back.
+        """
+        import av
+
+        try:
+            return codec.decode(packet) + codec.decode(None)
+        except av.error.InvalidDataError:
+            return []  # one damaged keyframe: the next one will do
+        finally:
+            codec.flush_buffers()
+
+    def _read(self, packet: Any) -> float | None:
+        """Notes where the packet ends and whether it looks like a cut; returns its time."""
+        time = self.timeline.of_packet(packet)
+        if time is not None:
+            self.end = max(self.end, time + (packet.duration or 0) * self.timeline.tick)
+        if packet.is_keyframe:
+            # The keyframes on both sides set the scale: the first one of a
+            # stream also carries the encoder's settings.
+            size, at = self._largest
+            if at is not None and size >= CUT_SIZE * min(self._key_size, packet.size):
+                self._cuts.append(at)
+            self._key_size, self._largest = packet.size, (0, None)
+        elif packet.size > self._largest[0]:
+            self._largest = (packet.size, time)
+        return time
+
+    def cut_between(self, start: float, end: float) -> bool:
+        """Whether a cut showed between two keyframes (asked in time order)."""
+        found = False
+        while self._cuts and self._cuts[0] < end:
+            found = self._cuts.popleft() > start or found
+        return found
 
 
-def _probe_targets(gap_start: float, gap_end: float, changed: bool, max_gap: float) -> list[float]:
-    """Times to look at strictly between two candidates."""
-    span = gap_end - gap_start
+def _probe_spacing(span: float, changed: bool, max_gap: float) -> float | None:
+    """How far apart to look at frames between two candidates `span` seconds
+    apart; None where there is no need."""
     step = SHORTEST_SHOT if changed else max_gap
-    if span <= step:
-        return []
-    pieces = math.ceil(span / step)
-    return [gap_start + span * i / pieces for i in range(1, pieces)]
+    # Less a hair: float error in a span of exactly two steps must not make three.
+    pieces = math.ceil(span / step - 1e-6)
+    return span / pieces if pieces > 1 else None
 
 
 def _candidates(
-    path: str,
-    container: Any,
-    stream: Any,
-    timeline: _Timeline,
-    max_gap: float,
-    sampled: SampledVideo,
+    path: str, keyframes: _KeyframePass, max_gap: float, sampled: SampledVideo
 ) -> Iterator[_Candidate]:
     """Keyframes, with probe frames inserted where a gap could hide a shot."""
     prober: _Prober | None = None
     previous: _Candidate | None = None
     try:
-        for keyframe in _keyframes(container, stream, timeline, sampled):
+        for keyframe in keyframes:
             if previous is not None:
-                changed = _match(previous.thumb, keyframe.thumb)[0] > CHANGE_THRESHOLD
-                targets = _probe_targets(previous.time, keyframe.time, changed, max_gap)
-                if targets:
-                    prober = prober or _Prober.open(path, timeline)
-                    yield from prober.frames_at(previous.time, targets)
+                changed = (
+                    keyframes.cut_between(previous.time, keyframe.time)
+                    or _match(previous.thumb, keyframe.thumb)[0] > CHANGE_THRESHOLD
+                )
+                spacing = _probe_spacing(keyframe.time - previous.time, changed, max_gap)
+                if spacing:
+                    prober = prober or _Prober.open(path, keyframes.timeline)
+                    yield from prober.frames_at(previous.time, spacing, keyframe.time)
             yield keyframe
             previous = keyframe
-        if previous is not None and timeline.duration > previous.time:
+        if previous is not None:
             # After the last keyframe nothing says whether the picture changes.
-            targets = _probe_targets(previous.time, timeline.duration, True, max_gap)
-            if targets:
-                prober = prober or _Prober.open(path, timeline)
-                yield from prober.frames_at(previous.time, targets)
+            # Look as far as the packets go, not as far as the header says.
+            spacing = _probe_spacing(keyframes.end - previous.time, True, max_gap)
+            if spacing:
+                prober = prober or _Prober.open(path, keyframes.timeline)
+                yield from prober.frames_at(previous.time, spacing, keyframes.end)
     finally:
         if prober is not None:
             sampled.probes_decoded = prober.decoded
             prober.close()
 
 
-def sample_frames(path: str, *, min_side: int, max_gap: float = DEFAULT_MAX_GAP) -> SampledVideo:
+def sample_frames(
+    path: str,
+    *,
+    min_side: int,
+    max_gap: float = DEFAULT_MAX_GAP,
+    progress: Callable[[float, float], None] | None = None,
+) -> SampledVideo:
     """The frames of `path` worth embedding, in time order, upright.
 
-    Raises MediaError when nothing can be decoded; when only part of the file
-    decodes, returns what did with `problem` set.
+    `progress` (optional) hears the time of each candidate frame looked at and
+    the duration the file declares (0 when it declares none: shown, never
+    trusted). Raises MediaError when nothing can be decoded; when only part of
+    the file decodes, returns what did with `problem` set.
     """
     if max_gap <= 0:
         raise ValueError("max_gap must be positive")
@@ -303,16 +471,23 @@ def sample_frames(path: str, *, min_side: int, max_gap: float = DEFAULT_MAX_GAP)
         stream = default_video_stream(container)
         stream.thread_type = "AUTO"
         timeline = _Timeline(stream, container)
-        sampled = SampledVideo([], timeline.duration, stream.width, stream.height)
+        sampled = SampledVideo([], 0.0, stream.width, stream.height)
         sampled.captured_at = container_capture_time(container)
+        keyframes = _KeyframePass(container, stream, timeline, sampled)
         selector = _Selector(max_gap, min_side)
-        for candidate in _candidates(path, container, stream, timeline, max_gap, sampled):
+        for candidate in _candidates(path, keyframes, max_gap, sampled):
             selector.add(candidate)
-        selector.finish(timeline.duration)
+            if progress is not None:
+                progress(candidate.time, timeline.declared)
+        held = max(keyframes.end, selector.last_time)
+        # The header is believed only as far as the stream bears it out.
+        declared = timeline.declared
+        sampled.duration = declared if 0 < declared <= held + ENDS_EARLY_SLACK else held
+        selector.finish(sampled.duration)
     except MediaError:
         raise
     except Exception as error:
-        raise MediaError(f"cannot decode video ({reason(error)})") from error
+        raise MediaError(f"cannot decode video ({one_line(error)})") from error
     finally:
         container.close()
 
@@ -322,14 +497,13 @@ def sample_frames(path: str, *, min_side: int, max_gap: float = DEFAULT_MAX_GAP)
     if selector.rotation % 180 == 90:
         sampled.width, sampled.height = sampled.height, sampled.width
     reached = selector.last_time
-    if sampled.duration <= 0:
-        sampled.duration = reached
-    elif sampled.problem is None and reached < sampled.duration - 2 * SHORTEST_SHOT - 2.0:
+    if sampled.problem is None and reached < declared - ENDS_EARLY_SLACK:
         # Decoding stopped well before the duration the container declares.
         sampled.problem = "the file ends early"
     if sampled.problem:
+        of = declared if declared > 0 else sampled.duration
         sampled.problem = (
-            f"{sampled.problem}; indexed up to {_clock(reached)} of {_clock(sampled.duration)}"
+            f"{sampled.problem}; indexed up to {format_time(reached)} of {format_time(of)}"
         )
     return sampled
 
@@ -397,24 +571,19 @@ class _Selector:
         self.pending = None
 
 
-def _clock(seconds: float) -> str:
-    whole = int(seconds)
-    hours, rest = divmod(whole, 3600)
-    minutes, secs = divmod(rest, 60)
-    return f"{hours}:{minutes:02d}:{secs:02d}" if hours else f"{minutes}:{secs:02d}"
-
-
 def frame_at(path: str, time: float, *, min_side: int) -> Image:
     """The upright frame shown at `time` seconds (for query by example)."""
     container = open_media(path, "video")
     try:
         stream = default_video_stream(container)
-        timeline = _Timeline(stream, container)
-        found = _Prober(container, timeline).frames_at(time, [time])
-        if not found:
-            raise MediaError(
-                f"no frame at {_clock(time)} (the video is {_clock(timeline.duration)} long)"
-            )
-        return _upright_image(found[0].frame, min_side)
+        prober = _Prober(container, _Timeline(stream, container))
+        frame = prober.first_at(time)
+        if frame is None:
+            # What decoded, not what the header declares (which can be anything).
+            seen = "nothing decodes there"
+            if prober.decoded:
+                seen = f"the last frame is at {format_time(prober.reached)}"
+            raise MediaError(f"no frame at {format_time(time)} ({seen})")
+        return _upright_image(frame, min_side)
     finally:
         container.close()

@@ -13,14 +13,15 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from mediafind.errors import MediafindError, ModelUnavailableError, UsageError
+from mediafind.config import Choice
+from mediafind.errors import MediafindError, ModelUnavailableError, UsageError, one_line
 from mediafind.hashing import weights_fingerprint
 from mediafind.models import fast
 from mediafind.models.clap_fast import FastClap
 from mediafind.models.common import (
     LazyModel,
+    hub_unreachable_reason,
     load_cached_first,
-    one_line,
     resolve_torch_device,
 )
 
@@ -40,36 +41,43 @@ class AudioModelSpec:
 
 
 def parse_audio_spec(text: str) -> AudioModelSpec:
+    """A repo id (ORG/NAME) or a folder: anything spelled like a path is a
+    folder, whether or not it exists (yet, or still). Raises ValueError."""
     text = text.strip()
     raw = text.removeprefix("local-dir:")
     folder = os.path.abspath(os.path.expanduser(raw))
-    if raw != text or os.path.isdir(folder):
+    if not raw:
+        raise ValueError("expected a Hugging Face repo id (ORG/NAME) or the path of a model folder")
+    path_like = raw.startswith(("/", "~", ".")) or raw.count("/") != 1 or raw.endswith("/")
+    if raw != text or path_like or os.path.isdir(folder):
         return AudioModelSpec(folder, True, folder)
-    if text.count("/") != 1 or text.startswith("/") or text.endswith("/"):
-        raise UsageError(
-            f"--audio-model {text!r}: expected a Hugging Face repo id (ORG/NAME) "
-            "or the path of a local model folder"
-        )
     return AudioModelSpec(text, False, text)
 
 
-def _check_folder(spec: AudioModelSpec) -> Path:
+_FOLDER_HINT = "it needs config.json, model.safetensors and the processor files"
+
+
+def folder_problem(spec: AudioModelSpec) -> str | None:
+    """What is missing from a local model folder, or None."""
     folder = Path(spec.name)
-    hint = "it needs config.json, model.safetensors and the processor files"
     if not folder.is_dir():
-        raise ModelUnavailableError(f"audio model folder {folder} does not exist; {hint}")
+        return f"the folder {folder} does not exist; {_FOLDER_HINT}"
     if not (folder / "config.json").is_file():
-        raise ModelUnavailableError(f"audio model folder {folder} has no config.json; {hint}")
+        return f"the folder {folder} has no config.json; {_FOLDER_HINT}"
     if not any((folder / name).is_file() for name in _WEIGHT_NAMES):
-        raise ModelUnavailableError(f"audio model folder {folder} holds no weights; {hint}")
-    return folder
+        return f"the folder {folder} holds no weights; {_FOLDER_HINT}"
+    return None
 
 
 def audio_model_key(spec: AudioModelSpec) -> str:
-    """Identity of the weights (a folder by its content, so it may move)."""
+    """Identity of the weights (a folder by its content, so it may move).
+    Raises ModelUnavailableError when the folder lacks what it needs."""
     if not spec.local:
         return f"clap:{spec.name}"
-    folder = _check_folder(spec)
+    problem = folder_problem(spec)
+    if problem is not None:
+        raise ModelUnavailableError(problem)
+    folder = Path(spec.name)
     digest = hashlib.blake2b(digest_size=16)
     digest.update((folder / "config.json").read_bytes())
     for name in _WEIGHT_NAMES:
@@ -96,7 +104,7 @@ class _TorchClap:
         extractor = self.processor.feature_extractor
         return dict(extractor(samples, sampling_rate=self.rate, return_tensors="pt"))
 
-    def embed_features(self, inputs: Sequence[dict[str, Any]]) -> np.ndarray:
+    def embed_batch(self, inputs: Sequence[dict[str, Any]]) -> np.ndarray:
         import torch
 
         batch = {k: torch.cat([item[k] for item in inputs]).to(self.device) for k in inputs[0]}
@@ -123,20 +131,52 @@ class ClapEmbedder(LazyModel[_TorchClap, FastClap]):
     L2-normalised float32 rows.
     """
 
-    modality = "audio"
+    what = "sound model"
+    argument = "audio_model"
+    missing_hint = (
+        "copy the model folder to this machine and pass it with {audio_model} FOLDER, or "
+        "leave sound out with {no_audio} (README: Offline use)"
+    )
+    hint_arguments = ("audio_model", "no_audio")
 
-    def __init__(
-        self, spec: str | AudioModelSpec, device: str = "auto", precision: str = "fp32"
-    ) -> None:
-        super().__init__(device, precision)
-        self.spec = parse_audio_spec(spec) if isinstance(spec, str) else spec
-
-    @property
-    def name(self) -> str:
-        return self.spec.text
+    def __init__(self, spec: str | Choice, device: str = "auto", precision: str = "fp32") -> None:
+        super().__init__(spec, device, precision)
+        try:
+            self.spec = parse_audio_spec(self.choice.value)
+        except ValueError as error:
+            raise self.error(str(error), UsageError) from None
 
     def _base_key(self) -> str:
-        return audio_model_key(self.spec)
+        try:
+            return audio_model_key(self.spec)
+        except ModelUnavailableError as error:
+            raise self._folder_error(str(error)) from None
+
+    def _folder_error(self, problem: str) -> MediafindError:
+        if self.choice.source == "index" and not Path(self.spec.name).is_dir():
+            return ModelUnavailableError(
+                f"the index's {self.what} folder {self.spec.name} no longer exists; if it "
+                "moved, point at its new place with {audio_model} NEW-FOLDER (the index "
+                "checks that it holds the same weights)",
+                arguments=("audio_model",),
+            )
+        return self.error(problem)
+
+    def problem(self) -> MediafindError | None:
+        if self.spec.local:
+            found = folder_problem(self.spec)
+            return None if found is None else self._folder_error(found)
+        if fast.load_manifest(self._base_key(), self.precision) is not None:
+            return None
+        from huggingface_hub import try_to_load_from_cache
+
+        cached = [try_to_load_from_cache(self.spec.name, name) for name in _WEIGHT_NAMES]
+        if any(isinstance(path, str) for path in cached):
+            return None
+        unreachable = hub_unreachable_reason()
+        if unreachable is None:
+            return None
+        return self.unavailable(f"it is not in the cache and cannot be downloaded ({unreachable})")
 
     def _create(self) -> _TorchClap:
         device = resolve_torch_device(self.device_name)
@@ -146,10 +186,12 @@ class ClapEmbedder(LazyModel[_TorchClap, FastClap]):
 
     def _build_cached(self) -> tuple[Any, Any, list[Path]]:
         if self.spec.local:
-            _check_folder(self.spec)
+            problem = folder_problem(self.spec)
+            if problem is not None:
+                raise self._folder_error(problem)
             return self._build(local_only=True)
         return load_cached_first(
-            lambda cache_only: self._build(local_only=cache_only), self._unavailable_message
+            lambda cache_only: self._build(local_only=cache_only), self._unavailable
         )
 
     def _build(self, *, local_only: bool) -> tuple[Any, Any, list[Path]]:
@@ -166,7 +208,7 @@ class ClapEmbedder(LazyModel[_TorchClap, FastClap]):
         except MediafindError:
             raise
         except Exception as error:
-            raise ModelUnavailableError(self._unavailable_message(error)) from error
+            raise self._unavailable(error) from error
         return model, processor, weights
 
     def _weight_files(self) -> list[Path]:
@@ -200,14 +242,11 @@ class ClapEmbedder(LazyModel[_TorchClap, FastClap]):
     def _open_converted(self, folder: Path, manifest: dict[str, Any]) -> FastClap:
         return FastClap(folder, manifest)
 
-    def _unavailable_message(self, error: BaseException) -> str:
+    def _unavailable(self, error: BaseException) -> MediafindError:
         if self.spec.local:
-            return f"cannot load audio model {self.spec.text}: {one_line(error)}"
-        return (
-            f"cannot load audio model {self.spec.text}: it is not in the cache and could not be "
-            f"downloaded ({one_line(error)}). Connect to the internet once so it can be "
-            "downloaded, copy the model folder to this machine and pass its path with "
-            "--audio-model, or index without sound: --no-audio"
+            return self.error(f"cannot load it: {one_line(error)}")
+        return self.unavailable(
+            f"it is not in the cache and could not be downloaded ({one_line(error)})"
         )
 
     @property
@@ -222,12 +261,13 @@ class ClapEmbedder(LazyModel[_TorchClap, FastClap]):
         """Model input for one window (mel spectrogram); safe in worker threads."""
         return self._backend(text=False).features(samples)
 
-    def embed_features(self, inputs: Sequence[dict[str, Any]]) -> np.ndarray:
-        return self._backend(text=False).embed_features(inputs)
+    def embed_batch(self, inputs: Sequence[dict[str, Any]]) -> np.ndarray:
+        """Embed windows prepared by `features`."""
+        return self._backend(text=False, work=True).embed_batch(inputs)
 
     def embed_audio(self, windows: Sequence[np.ndarray]) -> np.ndarray:
-        backend = self._backend(text=False)
-        return backend.embed_features([backend.features(window) for window in windows])
+        backend = self._backend(text=False, work=True)
+        return backend.embed_batch([backend.features(window) for window in windows])
 
 
 def _unit_rows(output: Any) -> np.ndarray:

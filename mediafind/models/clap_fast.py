@@ -65,7 +65,7 @@ class FastClap(fast.Converted):
                 self._extractor = ClapFeatureExtractor.from_pretrained(str(self.folder))
         return dict(self._extractor(samples, sampling_rate=self.rate, return_tensors="np"))
 
-    def embed_features(self, inputs: Sequence[dict[str, Any]]) -> np.ndarray:
+    def embed_batch(self, inputs: Sequence[dict[str, Any]]) -> np.ndarray:
         import numpy as np
 
         batch = {key: np.concatenate([item[key] for item in inputs]) for key in inputs[0]}
@@ -192,7 +192,7 @@ def convert(model: Any, processor: Any, precision: str, folder: Path) -> dict[st
         and np.array_equal(np.asarray(reference_tokens["attention_mask"]), ours["attention_mask"])
     ):
         raise fast.ConversionError("its saved tokenizer differs from transformers'")
-    ours_audio = converted.embed_features([converted.features(window) for window in windows])
+    ours_audio = converted.embed_batch([converted.features(window) for window in windows])
     manifest["agreement"] = {
         "audio": fast.agreement(audio_reference, ours_audio),
         "text": fast.agreement(text_reference, converted.embed_texts(_CHECK_TEXTS)),

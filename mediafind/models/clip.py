@@ -16,14 +16,15 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from mediafind.errors import MediafindError, ModelUnavailableError, UsageError
+from mediafind.config import Choice
+from mediafind.errors import MediafindError, ModelUnavailableError, UsageError, one_line
 from mediafind.hashing import weights_fingerprint
 from mediafind.models import fast
 from mediafind.models.clip_fast import FastClip
 from mediafind.models.common import (
     LazyModel,
+    hub_unreachable_reason,
     load_cached_first,
-    one_line,
     resolve_torch_device,
 )
 
@@ -55,23 +56,24 @@ class ModelSpec:
 
 
 def parse_spec(text: str) -> ModelSpec:
+    """Raises ValueError saying what is wrong with the spec."""
     text = text.strip()
     if text.startswith(LOCAL_DIR):
         raw = text[len(LOCAL_DIR) :]
         if not raw:
-            raise UsageError("--model local-dir: needs a folder, e.g. local-dir:~/models/clip")
+            raise ValueError("local-dir: needs a folder, e.g. local-dir:~/models/clip")
         folder = os.path.abspath(os.path.expanduser(raw))
         return ModelSpec(LOCAL_DIR + folder, "local-dir", folder)
     if text.startswith(HF_HUB):
         repo = text[len(HF_HUB) :]
         if repo.count("/") != 1:
-            raise UsageError(f"--model {text}: expected hf-hub:ORG/REPO")
+            raise ValueError("expected hf-hub:ORG/REPO")
         return ModelSpec(text, "hf-hub", repo)
     name, _, pretrained = text.partition(":")
     if not name or not pretrained:
-        raise UsageError(
-            f"--model {text!r}: expected NAME:PRETRAINED (e.g. ViT-B-32:laion2b_s34b_b79k), "
-            "hf-hub:ORG/REPO or local-dir:PATH; without pretrained weights a model is random"
+        raise ValueError(
+            "expected NAME:PRETRAINED (e.g. ViT-B-32:laion2b_s34b_b79k), hf-hub:ORG/REPO or "
+            "local-dir:PATH; without pretrained weights a model is random"
         )
     return ModelSpec(text, "pretrained", name, pretrained)
 
@@ -98,16 +100,19 @@ def _weights_of(folder: Path) -> list[Path]:
     return [weights] if weights is not None else []
 
 
-def _check_local_dir(spec: ModelSpec) -> Path:
+_FOLDER_HINT = "it needs open_clip_config.json and weights (open_clip_model.safetensors)"
+
+
+def local_dir_problem(spec: ModelSpec) -> str | None:
+    """What is missing from a `local-dir:` folder, or None."""
     folder = Path(spec.name)
-    hint = "it needs open_clip_config.json and weights (open_clip_model.safetensors)"
     if not folder.is_dir():
-        raise ModelUnavailableError(f"model folder {folder} does not exist; {hint}")
+        return f"the folder {folder} does not exist; {_FOLDER_HINT}"
     if not (folder / "open_clip_config.json").is_file():
-        raise ModelUnavailableError(f"model folder {folder} has no open_clip_config.json; {hint}")
+        return f"the folder {folder} has no open_clip_config.json; {_FOLDER_HINT}"
     if _local_weights(folder) is None:
-        raise ModelUnavailableError(f"model folder {folder} holds no weights file; {hint}")
-    return folder
+        return f"the folder {folder} holds no weights file; {_FOLDER_HINT}"
+    return None
 
 
 def _text_tower_uses_transformers(spec: ModelSpec) -> bool:
@@ -158,12 +163,15 @@ def model_key(spec: ModelSpec) -> str:
     """What identifies the weights: vectors with different keys are never compared.
 
     A local folder is identified by its content, so moving it keeps the index
-    valid and retraining it into the same folder does not.
+    valid and retraining it into the same folder does not. Raises
+    ModelUnavailableError when the folder lacks what it needs.
     """
     if spec.source == "local-dir":
-        folder = _check_local_dir(spec)
-        weights = _local_weights(folder)
-        assert weights is not None
+        problem = local_dir_problem(spec)
+        folder = Path(spec.name)
+        weights = _local_weights(folder) if problem is None else None
+        if problem is not None or weights is None:
+            raise ModelUnavailableError(problem or f"the folder {folder} holds no weights file")
         digest = hashlib.blake2b(digest_size=16)
         digest.update((folder / "open_clip_config.json").read_bytes())
         digest.update(weights_fingerprint(weights).encode())
@@ -197,7 +205,7 @@ class _TorchClip:
     def preprocess(self, image: Image) -> Any:
         return self.transform(image)
 
-    def embed_preprocessed(self, tensors: Sequence[Any]) -> np.ndarray:
+    def embed_batch(self, tensors: Sequence[Any]) -> np.ndarray:
         import torch
 
         with torch.inference_mode():
@@ -222,20 +230,71 @@ class ClipEmbedder(LazyModel[_TorchClip, FastClip]):
     a dot product.
     """
 
-    modality = "visual"
+    what = "picture model"
+    argument = "model"
+    missing_hint = (
+        "copy a model folder (open_clip_config.json and weights) to this machine and use "
+        "{model} local-dir:FOLDER (README: Offline use)"
+    )
+    hint_arguments = ("model",)
 
-    def __init__(
-        self, spec: str | ModelSpec, device: str = "auto", precision: str = "fp32"
-    ) -> None:
-        super().__init__(device, precision)
-        self.spec = parse_spec(spec) if isinstance(spec, str) else spec
-
-    @property
-    def name(self) -> str:
-        return self.spec.text
+    def __init__(self, spec: str | Choice, device: str = "auto", precision: str = "fp32") -> None:
+        super().__init__(spec, device, precision)
+        try:
+            self.spec = parse_spec(self.choice.value)
+        except ValueError as error:
+            raise self.error(str(error), UsageError) from None
 
     def _base_key(self) -> str:
-        return model_key(self.spec)
+        try:
+            return model_key(self.spec)
+        except ModelUnavailableError as error:
+            raise self._folder_error(str(error)) from None
+
+    def _folder_error(self, problem: str) -> MediafindError:
+        if self.choice.source == "index" and not Path(self.spec.name).is_dir():
+            return ModelUnavailableError(
+                f"the index's {self.what} folder {self.spec.name} no longer exists; if it "
+                "moved, point at its new place with {model} local-dir:NEW-FOLDER (the index "
+                "checks that it holds the same weights)",
+                arguments=("model",),
+            )
+        return self.error(problem)
+
+    def problem(self) -> MediafindError | None:
+        if self.spec.source == "local-dir":
+            found = local_dir_problem(self.spec)
+            return None if found is None else self._folder_error(found)
+        if fast.load_manifest(self._base_key(), self.precision) is not None:
+            return None  # converted for this CPU from weights that are still there
+        if self._cached():
+            return None
+        unreachable = hub_unreachable_reason()
+        if unreachable is None:
+            return None  # it will be downloaded
+        return self.unavailable(f"it is not in the cache and cannot be downloaded ({unreachable})")
+
+    def _cached(self) -> bool:
+        """Whether the weights are in the Hugging Face cache (asks open_clip where)."""
+        from huggingface_hub import try_to_load_from_cache
+
+        if self.spec.source == "hf-hub":
+            repo = self.spec.name
+            names = ("open_clip_model.safetensors", "open_clip_pytorch_model.bin")
+        else:
+            try:
+                from open_clip.pretrained import get_pretrained_cfg
+            except ImportError:
+                return False
+            cfg = get_pretrained_cfg(self.spec.name, self.spec.pretrained or "")
+            repo = str(cfg.get("hf_hub", "")).rstrip("/")
+            names = tuple(name for name in (cfg.get("hf_weights_path"),) if name) or (
+                "open_clip_model.safetensors",
+                "open_clip_pytorch_model.bin",
+            )
+            if not repo:
+                return False
+        return any(isinstance(try_to_load_from_cache(repo, name), str) for name in names)
 
     def _create(self) -> _TorchClip:
         open_clip = _import_open_clip(self.spec)
@@ -248,14 +307,17 @@ class ClipEmbedder(LazyModel[_TorchClip, FastClip]):
         if self.spec.source == "local-dir":
             return self._build(open_clip, device)
         return load_cached_first(
-            lambda cache_only: self._build(open_clip, device), self._unavailable_message
+            lambda cache_only: self._build(open_clip, device), self._unavailable
         )
 
     def _build(self, open_clip: Any, device: str) -> tuple[Any, Any, Any, list[Path]]:
         spec = self.spec
         try:
             if spec.source == "local-dir":
-                folder = _check_local_dir(spec)
+                folder = Path(spec.name)
+                problem = local_dir_problem(spec)
+                if problem is not None:
+                    raise self._folder_error(problem)
                 model, _, preprocess = open_clip.create_model_and_transforms(
                     spec.open_clip_name, device=device
                 )
@@ -279,7 +341,7 @@ class ClipEmbedder(LazyModel[_TorchClip, FastClip]):
         except MediafindError:
             raise
         except Exception as error:
-            raise ModelUnavailableError(self._unavailable_message(error)) from error
+            raise self._unavailable(error) from error
         return model, preprocess, tokenizer, weights
 
     def _pretrained_file(self, open_clip: Any) -> list[Path]:
@@ -292,26 +354,24 @@ class ClipEmbedder(LazyModel[_TorchClip, FastClip]):
     def _check_pretrained_tag(self, open_clip: Any) -> None:
         spec = self.spec
         if spec.name not in open_clip.list_models():
-            raise UsageError(
-                f"--model {spec.text}: open_clip has no architecture {spec.name!r} "
-                "(see open_clip.list_pretrained() for NAME:PRETRAINED pairs)"
+            raise self.error(
+                f"open_clip has no architecture {spec.name!r} (see "
+                "open_clip.list_pretrained() for NAME:PRETRAINED pairs)",
+                UsageError,
             )
         tags = open_clip.list_pretrained_tags_by_model(spec.name)
         if spec.pretrained not in tags:
             known = ", ".join(tags) or "none"
-            raise UsageError(
-                f"--model {spec.text}: no pretrained weights {spec.pretrained!r} for "
-                f"{spec.name}; known: {known}"
+            raise self.error(
+                f"no pretrained weights {spec.pretrained!r} for {spec.name}; known: {known}",
+                UsageError,
             )
 
-    def _unavailable_message(self, error: BaseException) -> str:
+    def _unavailable(self, error: BaseException) -> MediafindError:
         if self.spec.source == "local-dir":
-            return f"cannot load model {self.spec.text}: {one_line(error)}"
-        return (
-            f"cannot load model {self.spec.text}: its weights are not in the cache and could "
-            f"not be downloaded ({one_line(error)}). Connect to the internet once so they can "
-            "be downloaded, or copy a model folder (open_clip_config.json and weights) to this "
-            "machine and use --model local-dir:/path/to/folder"
+            return self.error(f"cannot load it: {one_line(error)}")
+        return self.unavailable(
+            f"its weights are not in the cache and could not be downloaded ({one_line(error)})"
         )
 
     def _convert(self, key: str) -> tuple[Path, dict[str, Any]]:
@@ -341,9 +401,10 @@ class ClipEmbedder(LazyModel[_TorchClip, FastClip]):
         """Model input for one decoded image; safe to call from worker threads."""
         return self._backend(text=False).preprocess(image)
 
-    def embed_preprocessed(self, inputs: Sequence[Any]) -> np.ndarray:
-        return self._backend(text=False).embed_preprocessed(inputs)
+    def embed_batch(self, inputs: Sequence[Any]) -> np.ndarray:
+        """Embed images prepared by `preprocess`."""
+        return self._backend(text=False, work=True).embed_batch(inputs)
 
     def embed_images(self, images: Sequence[Image]) -> np.ndarray:
-        backend = self._backend(text=False)
-        return backend.embed_preprocessed([backend.preprocess(image) for image in images])
+        backend = self._backend(text=False, work=True)
+        return backend.embed_batch([backend.preprocess(image) for image in images])

@@ -85,7 +85,7 @@ class FastClip(fast.Converted):
         pixels -= self._offset
         return np.ascontiguousarray(pixels.transpose(2, 0, 1))
 
-    def embed_preprocessed(self, inputs: Sequence[np.ndarray]) -> np.ndarray:
+    def embed_batch(self, inputs: Sequence[np.ndarray]) -> np.ndarray:
         import numpy as np
 
         return self.tower("image")({"pixels": np.stack(list(inputs))})
@@ -258,7 +258,7 @@ def convert(
         theirs_tokens[:, ours_tokens.shape[1] :]
     ):
         raise fast.ConversionError("its tokenizer differs from open_clip's")
-    image_agreement = fast.agreement(image_reference, converted.embed_preprocessed(list(ours)))
+    image_agreement = fast.agreement(image_reference, converted.embed_batch(list(ours)))
     text_agreement = fast.agreement(text_reference, converted.embed_texts(_CHECK_TEXTS))
     fast.check_agreement("image", image_agreement, precision)
     fast.check_agreement("text", text_agreement, precision)

@@ -9,7 +9,15 @@ from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Generic, Protocol, TypeVar
 
-from mediafind.errors import DeviceError, ModelUnavailableError, UsageError
+from mediafind.config import Choice
+from mediafind.errors import (
+    DeviceError,
+    MediafindError,
+    ModelUnavailableError,
+    UsageError,
+    one_line,
+)
+from mediafind.events import ModelPreparing, ModelReady
 
 T = TypeVar("T")
 if TYPE_CHECKING:
@@ -44,30 +52,68 @@ class LazyModel(Generic[Loaded, Converted]):
     int8 precision exists only on the fast path.
     """
 
-    modality = ""
+    # How messages name the model ("the index's picture model X"), the library
+    # argument that chooses it, and what to do when it cannot be had (may name
+    # other arguments in braces: `hint_arguments`).
+    what = "model"
+    argument = "model"
+    missing_hint = ""
+    hint_arguments: tuple[str, ...] = ()
 
-    def __init__(self, device: str, precision: str = "fp32") -> None:
+    def __init__(self, choice: Choice | str, device: str, precision: str = "fp32") -> None:
         from mediafind.models.fast import PRECISIONS
 
         if precision not in PRECISIONS:
-            raise UsageError(f"--precision {precision!r}: expected one of {', '.join(PRECISIONS)}")
+            raise UsageError(
+                f"{{precision}} {precision!r}: expected one of {', '.join(PRECISIONS)}",
+                arguments=("precision",),
+            )
+        self.choice = choice if isinstance(choice, Choice) else Choice(choice, "option")
         self.device_name = device
         self.precision = precision
         # What a --verbose run tells: conversions made, fallbacks taken.
         self.notes: list[str] = []
-        # Told at once when something slow starts (a conversion); the CLI
-        # prints it on a terminal, where a silent pause would look like a hang.
-        self.announce: Callable[[str], None] = lambda message: None
+        # Told at once when something slow starts and ends (a conversion for
+        # this CPU): a silent pause of a minute would look like a hang.
+        self.on_prepare: Callable[[ModelPreparing | ModelReady], None] = lambda event: None
         self._lock = threading.Lock()
         self._loaded: Loaded | None = None
         self._fast_lock = threading.Lock()
         self._fast: Converted | None = None
         self._fast_tried = False
         self._wants: dict[bool, bool] = {}
+        self._told: set[bool] = set()
 
     @property
     def name(self) -> str:
+        return self.choice.value
+
+    @property
+    def subject(self) -> str:
+        """The model as a message names it: what the user did to choose it."""
+        return self.choice.described(self.what)
+
+    def error(
+        self, text: str, kind: type[MediafindError] = ModelUnavailableError
+    ) -> MediafindError:
+        """An error about this model, naming how it was chosen."""
+        return kind(
+            f"{self.subject}: {text}", argument=self.argument, arguments=self.hint_arguments
+        )
+
+    def unavailable(self, reason: str) -> MediafindError:
+        """The model cannot be had: why, and what to do (the hint)."""
+        return self.error(f"{reason}; {self.missing_hint}")
+
+    def problem(self) -> MediafindError | None:
+        """Why the model cannot be used, found cheaply (files present, cached,
+        or the hub reachable), or None. Nothing is loaded."""
         raise NotImplementedError
+
+    def prepare(self) -> None:
+        """Make the model ready now (load it, or convert it for this CPU), so
+        that the cost is paid, and shown, before the work starts."""
+        self._backend(text=False)
 
     def _base_key(self) -> str:
         raise NotImplementedError
@@ -110,15 +156,28 @@ class LazyModel(Generic[Loaded, Converted]):
             self._wants[text] = wanted
         return self._wants[text]
 
-    def _backend(self, text: bool) -> Loaded | Converted:
+    def _backend(self, text: bool, *, work: bool = False) -> Loaded | Converted:
+        """What runs the text tower (`text`) or the media tower; `work`: it is
+        about to embed (what -v reports), not just to be asked its size."""
+        backend: Loaded | Converted | None = None
         if self._wants_fast(text):
             with self._fast_lock:
                 if not self._fast_tried:
                     self._fast_tried = True
                     self._fast = self._open_fast()
-                if self._fast is not None:
-                    return self._fast
-        return self._load()
+                backend = self._fast
+        if backend is None:
+            backend = self._load()
+        if work and text not in self._told:
+            # What -v reports: which runtime did the work, for queries and media.
+            self._told.add(text)
+            where = (
+                f"torch ({getattr(backend, 'device', 'cpu')})"
+                if backend is self._loaded
+                else "ONNX Runtime (CPU)"
+            )
+            self.notes.append(f"{self.name} ran on {where} for {'queries' if text else 'media'}")
+        return backend
 
     def _open_fast(self) -> Converted | None:
         """The converted model, converting it first if need be; None (and a
@@ -133,16 +192,20 @@ class LazyModel(Generic[Loaded, Converted]):
                 earlier = fast.known_failure(key, self.precision)
                 if earlier is not None:
                     raise fast.ConversionError(f"{earlier}; not retried until the weights change")
-                self.announce(
-                    f"preparing {self.name} ({self.precision}) for this CPU, once: "
-                    "about 20 s for a model of the default size"
+                self.on_prepare(
+                    ModelPreparing(
+                        self.name, f"converting it ({self.precision}) for this CPU, once"
+                    )
                 )
-                found = self._convert(key)
+                try:
+                    found = self._convert(key)
+                finally:
+                    self.on_prepare(ModelReady(self.name, time.monotonic() - started))
             except fast.ConversionError as error:
                 if self.precision == "int8":
-                    raise ModelUnavailableError(
-                        f"cannot run {self.name} in int8: converting it for ONNX Runtime "
-                        f"failed ({one_line(error)}); index without --precision int8"
+                    raise self.error(
+                        "cannot run it in int8: converting it for ONNX Runtime failed "
+                        f"({one_line(error)}); index without {{precision}} int8"
                     ) from error
                 self.notes.append(
                     f"{self.name} runs on torch: it could not be converted for ONNX "
@@ -171,7 +234,7 @@ class LazyModel(Generic[Loaded, Converted]):
         return self._backend(text=False).batch_size
 
     def embed_texts(self, texts: Sequence[str]) -> np.ndarray:
-        return self._backend(text=True).embed_texts(texts)
+        return self._backend(text=True, work=True).embed_texts(texts)
 
 
 def resolve_torch_device(name: str) -> str:
@@ -189,14 +252,18 @@ def resolve_torch_device(name: str) -> str:
     if name == "cuda" or name.startswith("cuda:"):
         if not torch.cuda.is_available():
             raise DeviceError(
-                f"--device {name}: torch sees no CUDA GPU here; use --device cpu or auto"
+                f"{{device}} {name}: torch sees no CUDA GPU here; use cpu or auto",
+                arguments=("device",),
             )
         return name
     if name == "mps":
         if not torch.backends.mps.is_available():
-            raise DeviceError("--device mps: Apple's Metal is not available here; use cpu or auto")
+            raise DeviceError(
+                "{device} mps: Apple's Metal is not available here; use cpu or auto",
+                arguments=("device",),
+            )
         return name
-    raise UsageError(f"--device {name!r}: expected auto, cpu, cuda or mps")
+    raise UsageError(f"{{device}} {name!r}: expected auto, cpu, cuda or mps", arguments=("device",))
 
 
 @contextlib.contextmanager
@@ -238,12 +305,9 @@ def hub_unreachable_reason() -> str | None:
         return f"cannot reach {host}: {error.strerror or error}"
 
 
-def one_line(error: BaseException) -> str:
-    text = " ".join(str(error).split()) or error.__class__.__name__
-    return text if len(text) <= 200 else text[:197] + "..."
-
-
-def load_cached_first(build: Callable[[bool], T], unavailable: Callable[[BaseException], str]) -> T:
+def load_cached_first(
+    build: Callable[[bool], T], unavailable: Callable[[BaseException], MediafindError]
+) -> T:
     """Build a hub model from the cache without a network request; only a model
     not cached yet is downloaded, once. `build(cache_only)` raises
     ModelUnavailableError; `unavailable(error)` words the error for the user."""
@@ -255,5 +319,5 @@ def load_cached_first(build: Callable[[bool], T], unavailable: Callable[[BaseExc
             raise
         unreachable = hub_unreachable_reason()
         if unreachable is not None:
-            raise ModelUnavailableError(unavailable(ConnectionError(unreachable))) from None
+            raise unavailable(ConnectionError(unreachable)) from None
         return build(False)

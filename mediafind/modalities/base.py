@@ -1,0 +1,152 @@
+"""What every modality is: the interface the pipeline, search and output use.
+
+A modality is one way mediafind matches media: how things look, how they
+sound. Each is one module that says which kinds of file it reads, how a file
+becomes segments and model inputs, which model it uses (its option,
+environment variable, config key and default), and how an example file and
+a query are embedded. Nothing outside the modality modules branches on a
+modality's name.
+"""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any, ClassVar, Protocol
+
+from mediafind.config import Choice
+from mediafind.db import NewSegment
+
+if TYPE_CHECKING:
+    import numpy as np
+
+    from mediafind.errors import MediafindError
+    from mediafind.events import ModelPreparing, ModelReady
+
+
+class Embedder(Protocol):
+    """A model that turns prepared inputs and query texts into unit vectors."""
+
+    precision: str
+    notes: list[str]
+    on_prepare: Callable[[ModelPreparing | ModelReady], None]
+
+    @property
+    def name(self) -> str: ...
+
+    @property
+    def key(self) -> str:
+        """What identifies its vectors: two keys' vectors are never compared."""
+        ...
+
+    @property
+    def dim(self) -> int: ...
+
+    @property
+    def batch_size(self) -> int: ...
+
+    def embed_batch(self, inputs: Sequence[Any]) -> np.ndarray:
+        """Unit vectors, one row per prepared input (see the modality's `decode`)."""
+        ...
+
+    def embed_texts(self, texts: Sequence[str]) -> np.ndarray:
+        """Unit vectors of query texts, in the same space as `embed_batch`'s."""
+        ...
+
+    def problem(self) -> MediafindError | None:
+        """Why the model cannot be had, found cheaply, or None."""
+        ...
+
+    def prepare(self) -> None:
+        """Load (or convert) the model now rather than on first use."""
+        ...
+
+
+@dataclass(frozen=True)
+class DecodeOptions:
+    """What decoding may be told by the user (each modality reads its own)."""
+
+    # Longest stretch of a video without a kept frame, in seconds.
+    max_gap: float = 10.0
+
+
+@dataclass
+class Decoded:
+    """One file's share for one modality: model inputs, their segments, and what
+    decoding learned about the file."""
+
+    inputs: list[Any] = field(default_factory=list)
+    segments: list[NewSegment] = field(default_factory=list)
+    width: int | None = None
+    height: int | None = None
+    duration: float | None = None
+    captured_at: float | None = None
+    # Why only part of the file could be read (kept, and said).
+    partial: str | None = None
+
+
+# How decoding reports how far into a long file it is: (seconds, duration).
+Progress = Callable[[float, float], None]
+
+
+@dataclass(frozen=True)
+class Example:
+    """A query by example: a photo, a recording, a whole video, or a moment of one."""
+
+    path: str
+    time: float | None = None
+
+
+class Modality(ABC):
+    """One way of matching media, backed by one model that makes vectors."""
+
+    name: ClassVar[str]  # as stored in the index and given to --modality
+    # What it reads, in a person's words: "picture", "sound" (in messages).
+    noun: ClassVar[str]
+    # The kinds of file it reads; the first modality listed for a kind is the
+    # one a file of that kind cannot do without (see `essential`).
+    kinds: ClassVar[tuple[str, ...]]
+    # Its model: the command-line option and the library's argument that
+    # choose it, the environment variable and config key, and the default.
+    option: ClassVar[str]
+    argument: ClassVar[str]
+    env: ClassVar[str]
+    config_key: ClassVar[str]
+    default_model: ClassVar[str]
+    # The option that leaves it out of a run (None: it is always indexed).
+    skip_option: ClassVar[str | None] = None
+    # The kinds of file it takes as examples (--like, similar).
+    example_kinds: ClassVar[tuple[str, ...]]
+
+    @abstractmethod
+    def embedder(self, choice: Choice, device: str, precision: str) -> Embedder:
+        """The model `choice` names (nothing is loaded yet)."""
+
+    @abstractmethod
+    def decode(
+        self, path: str, kind: str, embedder: Any, options: DecodeOptions, progress: Progress
+    ) -> Decoded:
+        """Read one file into model inputs and segments (in a worker thread).
+        Raises MediaError when the file cannot be read for this modality."""
+
+    @abstractmethod
+    def embed_example(self, example: Example, embedder: Any) -> np.ndarray:
+        """One unit vector for a file given as an example (not indexed, or changed).
+        Raises UsageError naming the example when it cannot be read."""
+
+    def essential(self, kind: str) -> bool:
+        """Whether a file of `kind` fails when this modality cannot read it (else
+        it is indexed in part: a video whose sound is damaged is still a video)."""
+        from mediafind.modalities import for_kind
+
+        readers = for_kind(kind)
+        return bool(readers) and readers[0] is self
+
+
+def mean_direction(vectors: Any) -> np.ndarray:
+    """The unit vector along the mean of unit vectors: what a set of them is like."""
+    import numpy as np
+
+    mean = np.asarray(vectors).mean(axis=0)
+    return np.asarray(mean / max(float(np.linalg.norm(mean)), 1e-12), dtype=np.float32)
