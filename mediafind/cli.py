@@ -45,6 +45,8 @@ def _skip_argument(option: str) -> str:
 # The library names its arguments in its errors; people typed these.
 _OPTION_NAMES = {
     "paths": "PATHS",
+    "db": "--db",
+    "reembed": "--reembed",
     "query": "QUERY",
     "like": "--like",
     "like_weight": "--like-weight",

@@ -93,10 +93,10 @@ def _database_error(error: Exception, path: Path) -> DatabaseError:
     elif "readonly" in lowered or "read-only" in lowered:
         message = (
             f"cannot write to the index {path}: it or its folder is read-only; searching "
-            "it still works, indexing needs write access (or another --db)"
+            "it still works, indexing needs write access (or another {db})"
         )
     elif "not a database" in lowered:
-        message = f"{path} is not a usable mediafind index ({text}); choose another --db"
+        message = f"{path} is not a usable mediafind index ({text}); choose another {{db}}"
     elif "malformed" in lowered or "corrupt" in lowered:
         message = (
             f"the index {path} is damaged ({text}); move it aside and index again, "
@@ -108,7 +108,7 @@ def _database_error(error: Exception, path: Path) -> DatabaseError:
         message = f"cannot open the index {path} ({text}); check its folder exists and is readable"
     else:
         message = f"the index {path}: {text}"
-    return DatabaseError(message)
+    return DatabaseError(message, arguments=("db",))
 
 
 class _Cursor:
@@ -403,16 +403,34 @@ def _migrate(conn: _Connection, path: Path, *, readonly: bool) -> None:
             "where it can be written: run mediafind index there, or copy it somewhere writable"
         )
     for number, step in enumerate(MIGRATIONS[version:], start=version + 1):
+        _migrate_step(conn, number, step)
+
+
+def _migrate_step(conn: _Connection, number: int, step: Any) -> None:
+    """One numbered step, all or nothing, following SQLite's procedure for
+    changing a table: foreign keys off outside the transaction (else rebuilding
+    a table would cascade deletes through the rows that refer to it), the
+    step, a foreign key check before the commit, foreign keys back on."""
+    conn.execute("PRAGMA foreign_keys = OFF")
+    try:
         conn.execute("BEGIN IMMEDIATE")
         try:
             # Another process may have migrated while we waited for the lock.
             if conn.execute("PRAGMA user_version").fetchone()[0] < number:
                 step(conn)
+                broken = conn.execute("PRAGMA foreign_key_check").fetchall()
+                if broken:
+                    raise DatabaseError(
+                        f"schema step {number} would leave {len(broken)} rows pointing at "
+                        "rows that do not exist; the index is left as it was"
+                    )
                 conn.execute(f"PRAGMA user_version = {number}")
             conn.execute("COMMIT")
         except BaseException:
             conn.rollback()
             raise
+    finally:
+        conn.execute("PRAGMA foreign_keys = ON")
 
 
 def _floats(vector: Any) -> bytes:
@@ -496,7 +514,9 @@ class Store:
         DatabaseError when the file is not an index this version can use.
         """
         if path.is_dir():
-            raise DatabaseError(f"{path} is a folder; --db takes the path of an index file")
+            raise DatabaseError(
+                f"{path} is a folder; {{db}} takes the path of an index file", arguments=("db",)
+            )
         if not path.exists():
             if not create:
                 raise IndexNotFoundError(

@@ -120,21 +120,22 @@ def _mismatch(
             f"the index {store.path} holds {modality.name} vectors from model {active.model}, "
             f"not {embedder.name}, and vectors of two models cannot be compared; to switch, "
             f"re-embed every file with: mediafind index {{{modality.argument}}} {embedder.name} "
-            "--reembed FOLDER... (or keep both with another --db)",
-            arguments=(modality.argument,),
+            "{reembed} FOLDER... (or keep both with another {db})",
+            arguments=(modality.argument, "reembed", "db"),
         )
     if active.precision != embedder.precision:
         return ModelMismatchError(
             f"the index {store.path} holds {active.precision} {modality.name} vectors of "
             f"{active.model}, not {embedder.precision} ones, and the two are not mixed; to "
             "switch, re-embed every file with: mediafind index {precision} "
-            f"{embedder.precision} --reembed FOLDER...",
-            arguments=("precision",),
+            f"{embedder.precision} {{reembed}} FOLDER...",
+            arguments=("precision", "reembed"),
         )
     return ModelMismatchError(
         f"the {modality.name} model {active.model} holds other weights than those that made "
         f"the index {store.path} (its files were replaced); put the original files back, or "
-        "re-embed every file with the new ones: mediafind index --reembed FOLDER..."
+        "re-embed every file with the new ones: mediafind index {reembed} FOLDER...",
+        arguments=("reembed",),
     )
 
 
@@ -156,9 +157,13 @@ def check_models(models: Mapping[str, Embedder]) -> None:
     if len(problems) == 1:
         raise problems[0]
     arguments = tuple(dict.fromkeys(name for p in problems for name in p.arguments))
+    # Each problem's own {argument} becomes its argument's name in the whole.
+    parts = [
+        p.template.replace("{argument}", f"{{{p.argument}}}" if p.argument else "")
+        for p in problems
+    ]
     raise ModelUnavailableError(
-        f"{len(problems)} models this run needs cannot be had: "
-        + "; and ".join(problem.template for problem in problems),
+        f"{len(problems)} models this run needs cannot be had: " + "; and ".join(parts),
         arguments=arguments,
     )
 

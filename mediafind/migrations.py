@@ -1,5 +1,9 @@
 """Numbered schema steps, applied in order, each in its own transaction.
 
+A step that changes a table in a way ALTER TABLE cannot (a constraint) uses
+`rebuild_table`; the runner (`db._migrate_step`) turns foreign keys off
+around each step and checks them before it commits.
+
 The index is the user's data: never edit a step that has shipped, append a new
 one. `PRAGMA user_version` records how many steps a file has had.
 
@@ -142,10 +146,71 @@ def m005_forgotten_and_root_excludes(conn: Any) -> None:
     )
 
 
+def rebuild_table(conn: Any, name: str, definition: str) -> None:
+    """Give table `name` a new definition (`CREATE TABLE {name} (...)`), keeping
+    its rows and indexes: SQLite's way to change a table, for what ALTER TABLE
+    cannot do. The new definition keeps the columns' names; the runner turns
+    foreign keys off around the step, so that dropping the old table
+    cascades nothing, and checks them before committing."""
+    columns = [row[1] for row in conn.execute(f"PRAGMA table_info({name})").fetchall()]
+    indexes = [
+        row[0]
+        for row in conn.execute(
+            "SELECT sql FROM sqlite_master WHERE type = 'index' AND tbl_name = ? "
+            "AND sql IS NOT NULL",
+            (name,),
+        ).fetchall()
+    ]
+    staging = f"{name}_rebuilt"
+    conn.execute(definition.format(name=staging))
+    listed = ", ".join(columns)
+    conn.execute(f"INSERT INTO {staging} ({listed}) SELECT {listed} FROM {name}")
+    conn.execute(f"DROP TABLE {name}")
+    conn.execute(f"ALTER TABLE {staging} RENAME TO {name}")
+    for index in indexes:
+        conn.execute(index)
+
+
+def m006_modalities_are_not_a_fixed_list(conn: Any) -> None:
+    # The modalities come from a registry (mediafind.modalities); the schema
+    # no longer lists them, so a new one needs no migration.
+    rebuild_table(
+        conn,
+        "spaces",
+        """
+        CREATE TABLE {name} (
+            id INTEGER PRIMARY KEY,
+            modality TEXT NOT NULL,
+            model TEXT NOT NULL,
+            model_key TEXT NOT NULL,
+            dim INTEGER NOT NULL,
+            active INTEGER NOT NULL DEFAULT 0,
+            created_at REAL NOT NULL,
+            shards INTEGER NOT NULL DEFAULT 1,
+            UNIQUE (modality, model_key)
+        )
+        """,
+    )
+    rebuild_table(
+        conn,
+        "segments",
+        """
+        CREATE TABLE {name} (
+            id INTEGER PRIMARY KEY,
+            file_id INTEGER NOT NULL REFERENCES files (id) ON DELETE CASCADE,
+            modality TEXT NOT NULL,
+            start REAL,
+            end REAL
+        )
+        """,
+    )
+
+
 MIGRATIONS: list[Migration] = [
     m001_initial,
     m002_space_stats,
     m003_capture_time,
     m004_space_shards,
     m005_forgotten_and_root_excludes,
+    m006_modalities_are_not_a_fixed_list,
 ]

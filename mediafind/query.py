@@ -368,7 +368,13 @@ def _example_vector(
     store: Store, modality: Modality, space: Space, example: Example, embedder: Embedder
 ) -> np.ndarray:
     stored = _stored_example(store, space, example)
-    return stored if stored is not None else modality.embed_example(example, embedder)
+    if stored is None:
+        return modality.embed_example(example, embedder)
+    embedder.notes.append(
+        f"{example.path}: its {modality.noun} vectors were looked up in the index "
+        "(indexed and unchanged), not computed again"
+    )
+    return stored
 
 
 def _query_vectors(
@@ -441,13 +447,15 @@ def _mismatch(
         return ModelMismatchError(
             f"the {modality.name} model {space.model} holds other weights than those that "
             f"made the index {store.path} (its files were replaced); put the original files "
-            "back, or re-embed every file with the new ones: mediafind index --reembed FOLDER..."
+            "back, or re-embed every file with the new ones: mediafind index {reembed} FOLDER...",
+            arguments=("reembed",),
         )
     return ModelMismatchError(
         f"the index {store.path} was built with {modality.name} model {space.model}, not "
         f"{embedder.name}; search without {{argument}}, or re-embed with: "
-        f"mediafind index {{argument}} {embedder.name} --reembed FOLDER...",
+        f"mediafind index {{argument}} {embedder.name} {{reembed}} FOLDER...",
         argument=modality.argument,
+        arguments=("reembed",),
     )
 
 
@@ -507,6 +515,13 @@ def search(
     docstring). `modalities` restricts the match to some modalities.
     """
     _check_arguments(query, like, like_weight, parts, limit, kinds, modalities)
+    for example in [*like, *(p.example for p in parts if p.example is not None)]:
+        if not any(_takes(modality, example) for modality in registry.modalities()):
+            raise UsageError(
+                f"{{argument}} {example.path}: not a photo, video or recording "
+                "(by its name's extension)",
+                argument="like",
+            )
     if models is None:
         models = registry.models_for_index(store, searching=True)
     spaces = _searched_spaces(store, models)

@@ -185,6 +185,8 @@ def cli() -> Cli:
 # migrations make an index with today's code, then turn it into what an older
 # mediafind left.
 UNDO_MIGRATION = {
+    # 6 only dropped constraints: an index without them reads the same.
+    6: (),
     5: ("ALTER TABLE roots DROP COLUMN excludes", "DROP TABLE forgotten"),
     4: ("ALTER TABLE spaces DROP COLUMN shards",),
     3: ("DROP INDEX files_captured_at", "ALTER TABLE files DROP COLUMN captured_at"),

@@ -1,8 +1,8 @@
-"""Deterministic stand-ins for the real modalities, registered through the same
-registry: for tests about the pipeline, storage, filters, output and ranking,
-where the model is not the subject. They decode real files with the real
-readers (Pillow, PyAV) and embed with a few lines of numpy, so no torch model
-is built or loaded.
+"""Deterministic stand-ins for the real models, in modalities registered through
+the same registry: for tests about the pipeline, storage, filters, output and
+ranking, where the model is not the subject. The modalities are the real ones
+(the same readers decode the same files); only the model is a few lines of
+numpy, so no torch model is built or loaded.
 
 A picture's vector is its 4x4 thumbnail, centred and scaled to unit length (so
 alike pictures have alike vectors); a sound window's is its energy in eight
@@ -18,17 +18,8 @@ from typing import Any
 import numpy as np
 
 from mediafind import config
-from mediafind.db import NewSegment
-from mediafind.errors import MediaError, UsageError
 from mediafind.modalities.audio import Audio
-from mediafind.modalities.base import (
-    Decoded,
-    DecodeOptions,
-    Example,
-    Modality,
-    Progress,
-    mean_direction,
-)
+from mediafind.modalities.base import Modality
 from mediafind.modalities.visual import Visual
 
 PICTURE_SIDE = 4
@@ -69,7 +60,6 @@ class FakeEmbedder:
         self.notes: list[str] = []
         self.on_prepare: Callable[[Any], None] = lambda event: None
         self._dim = dim
-        self.embedded = 0  # inputs embedded, for tests that count work
 
     @property
     def name(self) -> str:
@@ -90,7 +80,6 @@ class FakeEmbedder:
         return 8
 
     def embed_batch(self, inputs: Sequence[Any]) -> np.ndarray:
-        self.embedded += len(inputs)
         return np.stack([unit(vector) for vector in inputs])
 
     def embed_texts(self, texts: Sequence[str]) -> np.ndarray:
@@ -103,94 +92,51 @@ class FakeEmbedder:
         pass
 
 
+class FakePictures(FakeEmbedder):
+    """What the visual modality asks of its model: image size, preparation."""
+
+    image_size = 32
+
+    def preprocess(self, image: Any) -> np.ndarray:
+        return picture_vector(image)
+
+    def embed_images(self, images: Sequence[Any]) -> np.ndarray:
+        return self.embed_batch([picture_vector(image) for image in images])
+
+
+class FakeSounds(FakeEmbedder):
+    """What the audio modality asks of its model: rate, window, features."""
+
+    rate = SOUND_RATE
+    window_seconds = SOUND_WINDOW
+
+    def features(self, samples: np.ndarray) -> np.ndarray:
+        return sound_vector(samples)
+
+    def embed_audio(self, windows: Sequence[np.ndarray]) -> np.ndarray:
+        return self.embed_batch([sound_vector(window) for window in windows])
+
+
 class FakeVisual(Visual):
-    """Photos and frames, read by the real readers, embedded as thumbnails."""
+    """The visual modality, real readers and all, with a thumbnail for a model."""
 
     env = "MEDIAFIND_FAKE_MODEL"
     config_key = "fake_model"
     default_model = "thumbnail-4x4"
 
-    def embedder(self, choice: config.Choice, device: str, precision: str) -> FakeEmbedder:
-        return FakeEmbedder(self.name, choice, PICTURE_SIDE * PICTURE_SIDE * 3, precision)
-
-    def decode(
-        self, path: str, kind: str, embedder: Any, options: DecodeOptions, progress: Progress
-    ) -> Decoded:
-        from mediafind.media.image import load_image
-        from mediafind.media.video import sample_frames
-
-        if kind == "video":
-            video = sample_frames(path, min_side=32, max_gap=options.max_gap, progress=progress)
-            starts = [frame.time for frame in video.frames]
-            ends = [*starts[1:], max(video.duration, starts[-1])]
-            return Decoded(
-                inputs=[picture_vector(frame.image) for frame in video.frames],
-                segments=[NewSegment(self.name, s, e) for s, e in zip(starts, ends, strict=True)],
-                width=video.width,
-                height=video.height,
-                duration=video.duration,
-                captured_at=video.captured_at,
-                partial=video.problem,
-            )
-        decoded = load_image(path, 32)
-        return Decoded(
-            inputs=[picture_vector(decoded.image)],
-            segments=[NewSegment(self.name, None, None)],
-            width=decoded.width,
-            height=decoded.height,
-            captured_at=decoded.captured_at,
-        )
-
-    def embed_example(self, example: Example, embedder: Any) -> np.ndarray:
-        from mediafind.media.image import load_image
-
-        if example.time is not None:
-            raise UsageError("the fake visual modality takes whole photos only")
-        try:
-            return picture_vector(load_image(example.path, 32).image)
-        except MediaError as error:
-            raise UsageError(f"{{argument}} {example.path}: {error}", argument="like") from error
+    def embedder(self, choice: config.Choice, device: str, precision: str) -> Any:
+        return FakePictures(self.name, choice, PICTURE_SIDE * PICTURE_SIDE * 3, precision)
 
 
 class FakeAudio(Audio):
-    """Sound windows, read by the real reader, embedded as band energies."""
+    """The audio modality, real reader and all, with band energies for a model."""
 
     env = "MEDIAFIND_FAKE_AUDIO_MODEL"
     config_key = "fake_audio_model"
     default_model = "bands-8"
 
-    def embedder(self, choice: config.Choice, device: str, precision: str) -> FakeEmbedder:
-        return FakeEmbedder(self.name, choice, 8, precision)
-
-    def decode(
-        self, path: str, kind: str, embedder: Any, options: DecodeOptions, progress: Progress
-    ) -> Decoded:
-        from mediafind.media.audio import AudioReport, audio_windows
-
-        decoded, report = Decoded(), AudioReport()
-        for window in audio_windows(
-            path, rate=SOUND_RATE, window_seconds=SOUND_WINDOW, report=report, progress=progress
-        ):
-            decoded.inputs.append(sound_vector(window.samples))
-            decoded.segments.append(NewSegment(self.name, window.start, window.end))
-        if kind == "audio":
-            if report.duration == 0 and report.problem is None:
-                raise MediaError("no sound in the file (no audio stream, or 0 samples)")
-            decoded.duration = report.duration
-            decoded.captured_at = report.captured_at
-        if report.problem:
-            decoded.partial = f"sound: {report.problem}"
-        return decoded
-
-    def embed_example(self, example: Example, embedder: Any) -> np.ndarray:
-        from mediafind.media.audio import audio_windows
-
-        windows = list(audio_windows(example.path, rate=SOUND_RATE, window_seconds=SOUND_WINDOW))
-        if example.time is not None:
-            windows = [w for w in windows if w.start <= example.time < w.end][:1]
-        if not windows:
-            raise UsageError(f"{{argument}} {example.path}: no sound there", argument="like")
-        return mean_direction(np.stack([sound_vector(w.samples) for w in windows]))
+    def embedder(self, choice: config.Choice, device: str, precision: str) -> Any:
+        return FakeSounds(self.name, choice, 8, precision)
 
 
 def fake_modalities() -> list[Modality]:

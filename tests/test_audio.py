@@ -201,20 +201,25 @@ def test_like_a_moment_of_a_recording_excludes_it(cli, library: Path):
     assert "rain.flac" not in names and names
 
 
-def calibrated(store: Store, modality: str, query_vector: np.ndarray, cosine: float) -> float:
-    space = store.active_space(modality)
-    assert space is not None
-    vectors = store.sample_vectors(space, 10_000)
-    center = float(query_vector @ vectors.mean(axis=0))
-    spread = math.sqrt(float(query_vector @ np.cov(vectors, rowvar=False) @ query_vector))
-    return (cosine - center) / spread
+def stored_segments(db_path: Path, modality: str) -> list[tuple[str, tuple, np.ndarray]]:  # type: ignore[type-arg]
+    """(path, (start, end), vector) of every segment of a modality, by SQL alone."""
+    with Store.open(db_path, create=False) as store:
+        (table,) = store.conn.execute(
+            "SELECT 'vec_space_' || id FROM spaces WHERE modality = ? AND active = 1", (modality,)
+        ).fetchone()
+        rows = store.conn.execute(
+            f"SELECT f.path, s.start, s.end, v.embedding FROM {table} v "
+            "JOIN segments s ON s.id = v.segment_id JOIN files f ON f.id = s.file_id"
+        ).fetchall()
+    return [
+        (path, (start, end), np.frombuffer(blob, dtype=np.float32))
+        for path, start, end, blob in rows
+    ]
 
 
-def test_ranking_across_modalities_follows_the_calibration(
-    cli, library: Path, db_path: Path, tiny_clip: str, tiny_clap: str
-):
-    from mediafind.models.clap import ClapEmbedder
-    from mediafind.models.clip import ClipEmbedder
+@pytest.mark.usefixtures("fake_models")
+def test_ranking_across_modalities_follows_the_calibration(cli, library: Path, db_path: Path):
+    from fake_modality import text_vector
 
     cli("index", library)
     query = "birthday party with music"
@@ -223,47 +228,45 @@ def test_ranking_across_modalities_follows_the_calibration(
     assert scores == sorted(scores, reverse=True)
     assert {"audio", "visual"} <= {r["modality"] for r in results}
 
-    text = {
-        "visual": ClipEmbedder(tiny_clip, "cpu").embed_texts([query])[0],
-        "audio": ClapEmbedder(tiny_clap, "cpu").embed_texts([query])[0],
-    }
-    with Store.open(db_path, create=False) as store:
-        for item in results:
-            for moment in item["moments"] or [None]:
-                modality = moment["modality"] if moment else item["modality"]
-                space = store.active_space(modality)
-                hits = store.nearest(space, text[modality], 64)
-
-                # A visual moment may merge adjacent segments: its score is
-                # their best. Audio windows overlap and are never merged.
-                def belongs(hit, moment=moment, modality=modality):  # type: ignore[no-untyped-def]
-                    if moment is None:
-                        return True
-                    if modality == "audio":
-                        return hit.start == moment["start"]
-                    return moment["start"] <= hit.start < moment["end"]
-
-                cosine = max(
-                    1.0 - h.distance for h in hits if h.path == item["path"] and belongs(h)
-                )
-                expected = calibrated(store, modality, text[modality], cosine)
-                assert (moment["score"] if moment else item["score"]) == pytest.approx(
-                    expected, rel=1e-3, abs=1e-3
-                )
-            # A file's score is its best moment, or the seen-and-heard fusion.
-            if item["moments"]:
-                seen = [m for m in item["moments"] if m["modality"] == "visual"]
-                heard = [m for m in item["moments"] if m["modality"] == "audio"]
-                fused = [
-                    (a["score"] + b["score"]) / math.sqrt(2)
-                    for a in seen
-                    for b in heard
-                    if a["score"] > 0
-                    and b["score"] > 0
-                    and a["start"] < b["end"]
-                    and b["start"] < a["end"]
-                ]
-                assert item["score"] == pytest.approx(max([item["moments"][0]["score"], *fused]))
+    # The expected scores, from the stored vectors with numpy: each segment's
+    # cosine to the query, less the query's mean cosine over all segments of
+    # its modality, over their standard deviation (the README's rule).
+    expected: dict[str, dict[tuple[str, tuple], float]] = {}  # type: ignore[type-arg]
+    for modality in ("visual", "audio"):
+        segments = stored_segments(db_path, modality)
+        vectors = np.stack([vector for _, _, vector in segments])
+        q = text_vector(query, vectors.shape[1]).astype(np.float64)
+        center = float(q @ vectors.mean(axis=0))
+        spread = math.sqrt(float(q @ np.cov(vectors, rowvar=False) @ q))
+        expected[modality] = {
+            (path, start): (float(vector @ q) - center) / spread for path, start, vector in segments
+        }
+    for item in results:
+        for moment in item["moments"] or [None]:
+            modality = moment["modality"] if moment else item["modality"]
+            # A moment's score is its best segment's (alike ones may merge).
+            inside = [
+                score
+                for (path, (start, end)), score in expected[modality].items()
+                if path == item["path"]
+                and (moment is None or (moment["start"] <= start and end <= moment["end"]))
+            ]
+            got = moment["score"] if moment else item["score"]
+            assert got == pytest.approx(max(inside), rel=1e-3, abs=1e-3)
+        # A file's score is its best moment, or the seen-and-heard fusion.
+        if item["moments"]:
+            seen = [m for m in item["moments"] if m["modality"] == "visual"]
+            heard = [m for m in item["moments"] if m["modality"] == "audio"]
+            fused = [
+                (a["score"] + b["score"]) / math.sqrt(2)
+                for a in seen
+                for b in heard
+                if a["score"] > 0
+                and b["score"] > 0
+                and a["start"] < b["end"]
+                and b["start"] < a["end"]
+            ]
+            assert item["score"] == pytest.approx(max([item["moments"][0]["score"], *fused]))
 
 
 def test_no_audio_leaves_sound_out_and_a_later_run_adds_it(cli, library: Path):

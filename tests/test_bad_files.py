@@ -13,6 +13,9 @@ from mediafind.db import Store
 from mediafind.errors import MediaError
 from mediafind.media.image import load_image
 
+# The model is not the subject here: deterministic stand-ins, no torch.
+pytestmark = pytest.mark.usefixtures("fake_models")
+
 
 def png_claiming(width: int, height: int) -> bytes:
     """A PNG header that claims absurd dimensions, followed by no real pixels."""

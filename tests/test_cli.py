@@ -8,10 +8,14 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
 from conftest import COLORS, draw_photo
 
 import mediafind
 from mediafind import scan as scan_module
+
+# The model is not the subject here: deterministic stand-ins, no torch.
+pytestmark = pytest.mark.usefixtures("fake_models")
 
 
 def test_help_does_not_import_heavy_libraries():
@@ -48,7 +52,7 @@ def test_index_summary_line_and_quiet_stdout(cli, library: Path):
         assert part in lines[0]
 
 
-def test_status_reports_what_the_index_holds(cli, library: Path, tiny_clip: str, db_path):
+def test_status_reports_what_the_index_holds(cli, library: Path, db_path):
     (library / "broken.jpg").write_bytes(b"\xff\xd8 not really")
     cli("index", library)
     data = json.loads(cli("status", "--json").stdout)
@@ -59,8 +63,8 @@ def test_status_reports_what_the_index_holds(cli, library: Path, tiny_clip: str,
     assert data["models"] == [
         {
             "modality": "visual",
-            "model": tiny_clip,
-            "dim": 32,
+            "model": "thumbnail-4x4",  # the stand-in picture model
+            "dim": 48,
             "active": True,
             "vectors": 8,
             "precision": "fp32",
@@ -71,7 +75,7 @@ def test_status_reports_what_the_index_holds(cli, library: Path, tiny_clip: str,
     assert data["last_indexed_at"] is not None
     human = cli("status")
     assert human.exit_code == 0
-    for expected in (str(db_path), tiny_clip, "8 photos", str(library)):
+    for expected in (str(db_path), "thumbnail-4x4", "8 photos", str(library)):
         assert expected in human.stdout
     assert "failed         1 (list them: mediafind status --failed)" in human.stdout
     assert all(line == line.rstrip() for line in human.stdout.splitlines())  # no padding
@@ -86,10 +90,13 @@ def test_status_without_an_index_is_an_error(cli, tmp_path: Path):
     assert "no index at" in result.stderr
 
 
-def test_index_of_a_missing_folder_is_an_error_and_writes_nothing(cli, tmp_path: Path):
+def test_index_of_a_missing_folder_is_an_error_and_writes_nothing(
+    cli, tmp_path: Path, db_path: Path
+):
     result = cli("index", tmp_path / "typo")
     assert result.exit_code == 2
-    assert "no such file or folder" in result.stderr
+    assert result.stderr == f"mediafind: error: {tmp_path / 'typo'}: no such file or folder\n"
+    assert not db_path.exists() and not db_path.parent.joinpath("index.db.lock").exists()
 
 
 def test_index_cli_options_hidden_and_exclude(cli, tmp_path: Path):

@@ -16,6 +16,9 @@ from media_factory import Shot, make_audio, make_video
 from mediafind.db import Store
 from mediafind.migrations import MIGRATIONS
 
+# The model is not the subject here: deterministic stand-ins, no torch.
+pytestmark = pytest.mark.usefixtures("fake_models")
+
 
 def names(cli, *args: str) -> list[str]:  # type: ignore[no-untyped-def]
     result = cli("search", "x", *args, "--paths", "--limit", "100")
@@ -108,15 +111,16 @@ def test_a_selective_filter_still_returns_its_best(cli, tmp_path: Path):
     assert [r["path"] for r in found] == [str(target)]
 
 
-def test_filters_are_in_the_knn_query(db_path: Path, library: Path, cli, tiny_clip: str):
+def test_filters_are_in_the_knn_query(db_path: Path, library: Path, cli):
+    from fake_modality import text_vector
+
     from mediafind.db import Filters
-    from mediafind.models.clip import ClipEmbedder
 
     cli("index", library)
-    vector = ClipEmbedder(tiny_clip, "cpu").embed_texts(["x"])[0]
     folder = str(library / "2024" / "trip")
     with Store.open(db_path, create=False) as store:
         space = store.active_space("visual")
+        vector = text_vector("x", space.dim)
         hits = store.nearest(space, vector, 3, filters=Filters(folders=[folder]))
     # k = 3 of the two files under the folder: both, and only them.
     assert sorted(Path(h.path).name for h in hits) == sorted(

@@ -23,6 +23,9 @@ from mediafind.errors import MediaError
 from mediafind.hashing import content_hash
 from mediafind.media.image import MAX_DECODED_PIXELS, load_image
 
+# The model is not the subject here: deterministic stand-ins, no torch.
+pytestmark = pytest.mark.usefixtures("fake_models")
+
 
 def test_a_fifo_is_refused_at_once(tmp_path: Path):
     fifo = tmp_path / "trap.jpg"
@@ -291,21 +294,3 @@ def test_a_config_path_that_is_not_a_file_is_an_error(cli, tmp_path: Path, monke
     result = cli("search", "x")
     assert result.exit_code == 2
     assert f"MEDIAFIND_CONFIG={tmp_path}: {tmp_path} is not a regular file" in result.stderr
-
-
-def test_replaced_weights_in_a_model_folder_are_named_as_such(
-    cli, tmp_path: Path, library: Path, tiny_clip: str, monkeypatch
-):
-    import shutil
-
-    from tiny_models import build_tiny_clip
-
-    folder = tmp_path / "model"
-    shutil.copytree(tiny_clip.removeprefix("local-dir:"), folder)
-    monkeypatch.setenv("MEDIAFIND_MODEL", f"local-dir:{folder}")
-    cli("index", library)
-    build_tiny_clip(folder, seed=5)  # new weights, same folder
-    result = cli("search", "x")
-    assert result.exit_code == 2
-    assert "holds other weights than those that made the index" in result.stderr
-    assert "without --model" not in result.stderr

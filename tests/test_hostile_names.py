@@ -11,6 +11,9 @@ from pathlib import Path
 import pytest
 from conftest import COLORS, draw_photo
 
+# The model is not the subject here: deterministic stand-ins, no torch.
+pytestmark = pytest.mark.usefixtures("fake_models")
+
 LATIN1_FILE = b"caf\xe9.jpg"
 LATIN1_FOLDER = b"\xe9t\xe9"
 CLEAR_SCREEN = "clear\x1b[2J\x1b[H.jpg"

@@ -18,6 +18,9 @@ from conftest import COLORS, draw_photo
 import mediafind.db as db_module
 from mediafind.db import Store, WriterLock
 
+# The model is not the subject here: deterministic stand-ins, no torch.
+pytestmark = pytest.mark.usefixtures("fake_models")
+
 
 def file_count(db_path: Path) -> int:
     with Store.open(db_path, create=False) as store:

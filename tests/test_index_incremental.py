@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 from conftest import COLORS, draw_photo
-from fake_modality import FakeEmbedder
+from fake_modality import FakePictures
 
 from mediafind.db import Store
 from mediafind.events import IndexSummary
@@ -26,7 +26,7 @@ class Spy:
         self.embedded = 0
         visual = fakes["visual"]
         real_decode = visual.decode
-        real_embed = FakeEmbedder.embed_batch
+        real_embed = FakePictures.embed_batch
 
         def decode(path, kind, embedder, options, progress):  # type: ignore[no-untyped-def]
             self.decoded.append(path)
@@ -37,7 +37,7 @@ class Spy:
             return real_embed(embedder, inputs)
 
         monkeypatch.setattr(visual, "decode", decode)
-        monkeypatch.setattr(FakeEmbedder, "embed_batch", embed)
+        monkeypatch.setattr(FakePictures, "embed_batch", embed)
 
     def reset(self) -> None:
         self.decoded.clear()

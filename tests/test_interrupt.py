@@ -6,11 +6,11 @@ from __future__ import annotations
 import os
 import signal
 import subprocess
-import sys
 import time
 from pathlib import Path
 
 import pytest
+from conftest import fake_cli
 
 from mediafind.db import Store
 
@@ -41,7 +41,7 @@ def committed_files(db_path: Path) -> int:
 
 def start_index(root: Path) -> subprocess.Popen[bytes]:
     return subprocess.Popen(
-        [sys.executable, "-m", "mediafind", "index", str(root)],
+        fake_cli("index", str(root)),
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         env=dict(os.environ),
@@ -88,7 +88,7 @@ def test_interrupted_run_is_completed_by_the_next(many_photos: Path, db_path: Pa
     assert_consistent(db_path, done)
 
     second = subprocess.run(
-        [sys.executable, "-m", "mediafind", "index", str(many_photos)],
+        fake_cli("index", str(many_photos)),
         capture_output=True,
         env=dict(os.environ),
         timeout=300,

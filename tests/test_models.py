@@ -205,3 +205,21 @@ def test_cached_hub_model_loads_without_any_network_request(
     assert embedder.embed_texts(["a cat"]).shape == (1, 32)
     assert attempts == []
     assert constants.HF_HUB_OFFLINE is False  # restored for the rest of the process
+
+
+def test_replaced_weights_in_a_model_folder_are_named_as_such(
+    cli, tmp_path: Path, library: Path, tiny_clip: str, monkeypatch
+):
+    import shutil
+
+    from tiny_models import build_tiny_clip
+
+    folder = tmp_path / "model"
+    shutil.copytree(tiny_clip.removeprefix("local-dir:"), folder)
+    monkeypatch.setenv("MEDIAFIND_MODEL", f"local-dir:{folder}")
+    cli("index", library)
+    build_tiny_clip(folder, seed=5)  # new weights, same folder
+    result = cli("search", "x")
+    assert result.exit_code == 2
+    assert "holds other weights than those that made the index" in result.stderr
+    assert "without --model" not in result.stderr

@@ -8,8 +8,12 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
 from conftest import COLORS, draw_photo
 from media_factory import Shot, make_video
+
+# The model is not the subject here: deterministic stand-ins, no torch.
+pytestmark = pytest.mark.usefixtures("fake_models")
 
 
 def test_jsonl_is_one_contract_object_per_line(cli, library: Path):

@@ -12,6 +12,9 @@ from conftest import COLORS, draw_photo
 from mediafind.db import Store
 from mediafind.upkeep import prune
 
+# The model is not the subject here: deterministic stand-ins, no torch.
+pytestmark = pytest.mark.usefixtures("fake_models")
+
 
 def paths(cli) -> set[str]:  # type: ignore[no-untyped-def]
     return {

@@ -1,1 +1,3 @@
-"""Embedding models behind one small interface (see `clip.Embedder`)."""
+"""The model runtimes: open_clip (clip.py) and CLAP (clap.py), on torch or, on
+the CPU, on ONNX Runtime (fast.py). Each implements the Embedder interface of
+`mediafind.modalities.base`; `common.LazyModel` is what they share."""
