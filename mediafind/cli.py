@@ -151,11 +151,13 @@ class Precision(str, Enum):
 
 
 def _model_help(option: str) -> str:
-    modality = next(m for m in registry.modalities() if m.option == option)
-    return (
-        f"The {modality.noun} model. Default: ${modality.env}, else the config file's "
-        f"{modality.config_key}, else the index's own, else {modality.default_model}"
-    )
+    for modality in registry.modalities():
+        if modality.option == option:
+            return (
+                f"The {modality.noun} model. Default: ${modality.env}, else the config file's "
+                f"{modality.config_key}, else the index's own, else {modality.default_model}"
+            )
+    return ""  # no modality takes this option in this registry
 
 
 DbOption = Annotated[
@@ -183,6 +185,16 @@ AudioModelOption = Annotated[
         "--audio-model",
         metavar="SPEC",
         help="CLAP: a Hugging Face repo id or a local folder. " + _model_help("--audio-model"),
+        show_default=False,
+    ),
+]
+SpeechModelOption = Annotated[
+    str | None,
+    typer.Option(
+        "--speech-model",
+        metavar="SPEC",
+        help="faster-whisper: a model name (base, small, ...), a repo id or a local folder. "
+        + _model_help("--speech-model"),
         show_default=False,
     ),
 ]
@@ -239,8 +251,24 @@ def index(
     model: ModelOption = None,
     audio_model: AudioModelOption = None,
     no_audio: Annotated[
-        bool, typer.Option("--no-audio", help="Leave sound out: no recordings, silent videos.")
+        bool,
+        typer.Option(
+            "--no-audio", help="Leave out how things sound (what is said has --no-speech)."
+        ),
     ] = False,
+    speech_model: SpeechModelOption = None,
+    no_speech: Annotated[
+        bool,
+        typer.Option("--no-speech", help="Do not transcribe what is said, nor read subtitles."),
+    ] = False,
+    language: Annotated[
+        str | None,
+        typer.Option(
+            "--language",
+            metavar="CODE",
+            help="The language spoken (en, fr, ...), when you know it: else detected per file.",
+        ),
+    ] = None,
     device: DeviceOption = None,
     include_hidden: Annotated[
         bool, typer.Option("--include-hidden", help="Also index hidden files and folders.")
@@ -298,16 +326,16 @@ def index(
         excludes=exclude or None,
         default_excludes=config.default_excludes(),
         reembed=reembed,
-        decode=DecodeOptions(max_gap=max_gap),
+        decode=DecodeOptions(max_gap=max_gap, language=language),
     )
     # No paths: cron's form, the remembered folders (less any not there today).
     targets = [str(p) for p in paths or ()]
     check_paths(targets)  # before the index file is created: a typo leaves nothing behind
-    skips = {"--no-audio": no_audio}
+    skips = {"--no-audio": no_audio, "--no-speech": no_speech}
     with Store.open(config.resolve_db_path(db), create=True) as store:
         models = registry.models_for_index(
             store,
-            _model_requests(model=model, audio_model=audio_model),
+            _model_requests(model=model, audio_model=audio_model, speech_model=speech_model),
             device=config.resolve_device(device),
             precision=precision.value if precision else None,
             skip={m.name for m in registry.modalities() if skips.get(m.skip_option or "")},
@@ -343,7 +371,9 @@ TypeOption = Annotated[
 ]
 ModalityFilter = Annotated[
     list[Modality] | None,
-    typer.Option("--modality", "-m", help="Only match by what is seen or heard (repeatable)."),
+    typer.Option(
+        "--modality", "-m", help="Only match by what is seen, heard or said (repeatable)."
+    ),
 ]
 JsonOption = Annotated[bool, typer.Option("--json", help="A JSON array of results.")]
 JsonlOption = Annotated[
@@ -458,6 +488,7 @@ class _Models:
     db: Path | None = None
     model: str | None = None
     audio_model: str | None = None
+    speech_model: str | None = None
     device: str | None = None
     verbose: bool = False
 
@@ -478,7 +509,11 @@ def _search_and_print(query: _Query, output: _Output, chosen: _Models) -> None:
     with Store.open(config.resolve_db_path(chosen.db), create=False, readonly=True) as store:
         models = registry.models_for_index(
             store,
-            _model_requests(model=chosen.model, audio_model=chosen.audio_model),
+            _model_requests(
+                model=chosen.model,
+                audio_model=chosen.audio_model,
+                speech_model=chosen.speech_model,
+            ),
             device=config.resolve_device(chosen.device),
             searching=True,
         )
@@ -512,7 +547,7 @@ def _search_and_print(query: _Query, output: _Output, chosen: _Models) -> None:
                 f"mediafind: no results{below} ({count(passed, 'indexed file')} "
                 f"{'passes' if passed == 1 else 'pass'} the filters)"
             )
-    print_results(results, style, output.template, output.null)
+    print_results(results, style, output.template, output.null, query=query.text)
     global _quick_exit
     _quick_exit = True
     if not results:
@@ -577,10 +612,11 @@ def search(
     db: DbOption = None,
     model: ModelOption = None,
     audio_model: AudioModelOption = None,
+    speech_model: SpeechModelOption = None,
     device: DeviceOption = None,
     verbose: VerboseOption = False,
 ) -> None:
-    """Find the photos, video moments and sounds that best match QUERY (or --like FILE)."""
+    """Find the photos, video moments, sounds and words that best match QUERY (or --like FILE)."""
     query = _Query(
         text=" ".join(words) if words else None,
         like=like or [],
@@ -594,7 +630,7 @@ def search(
         filters=_filters(folder, since, until, min_duration, max_duration),
     )
     output = _Output(as_json, jsonl, paths, template, null)
-    _search_and_print(query, output, _Models(db, model, audio_model, device, verbose))
+    _search_and_print(query, output, _Models(db, model, audio_model, speech_model, device, verbose))
 
 
 @app.command()
@@ -618,10 +654,11 @@ def similar(
     db: DbOption = None,
     model: ModelOption = None,
     audio_model: AudioModelOption = None,
+    speech_model: SpeechModelOption = None,
     device: DeviceOption = None,
     verbose: VerboseOption = False,
 ) -> None:
-    """Find what looks or sounds like FILE (the short form of search --like FILE)."""
+    """Find what looks, sounds or speaks like FILE (the short form of search --like FILE)."""
     query = _Query(
         like=[example],
         like_weight=1.0,
@@ -631,7 +668,24 @@ def similar(
         filters=_filters(folder, since, until, min_duration, max_duration),
     )
     output = _Output(as_json, jsonl, paths, template, null)
-    _search_and_print(query, output, _Models(db, model, audio_model, device, verbose))
+    _search_and_print(query, output, _Models(db, model, audio_model, speech_model, device, verbose))
+
+
+@app.command()
+def transcript(
+    file: Annotated[Path, typer.Argument(help="An indexed video or recording.")],
+    srt: Annotated[bool, typer.Option("--srt", help="As SubRip subtitles.")] = False,
+    as_json: JsonOption = False,
+    db: DbOption = None,
+) -> None:
+    """Print what is said in FILE, with timestamps, as the index holds it."""
+    from mediafind.db import Store
+    from mediafind.output import print_transcript
+    from mediafind.query import transcript as read_transcript
+
+    with Store.open(config.resolve_db_path(db), create=False, readonly=True) as store:
+        phrases = read_transcript(store, str(file))
+    print_transcript(phrases, style="srt" if srt else "json" if as_json else "plain")
 
 
 @app.command()

@@ -47,6 +47,16 @@ PARALLEL_FROM = 200_000
 STATS_SAMPLE = 20_000
 
 
+def fold(text: str) -> str:
+    """Text as the substring index holds it and queries look in it: compatibility
+    forms unified (full-width letters), diacritics removed, case folded."""
+    import unicodedata
+
+    decomposed = unicodedata.normalize("NFKD", text)
+    bare = "".join(char for char in decomposed if not unicodedata.combining(char))
+    return unicodedata.normalize("NFC", bare).casefold()
+
+
 def stored_path(path: str) -> str | bytes:
     """A path as the index stores it: text, or raw bytes for a name that is not UTF-8."""
     try:
@@ -211,6 +221,11 @@ class Space:
         """The precision its vectors were made in: int8 is part of the model key."""
         return "int8" if self.model_key.endswith("#int8") else "fp32"
 
+    @property
+    def words(self) -> bool:
+        """Whether its segments hold words (speech, text) rather than vectors."""
+        return self.dim == 0
+
 
 @dataclass(frozen=True)
 class Root:
@@ -242,16 +257,21 @@ class NewSegment:
 
 @dataclass(frozen=True)
 class Part:
-    """One space's share of a file: its segments and their vectors."""
+    """One space's share of a file: its segments and their vectors (or, in a
+    words space, their texts)."""
 
     space: Space
     segments: Sequence[NewSegment]
-    vectors: Any
+    vectors: Any = ()
+    texts: Sequence[str] = ()
+    # The language of a words part (speech), stored on the file.
+    language: str | None = None
 
 
 @dataclass(frozen=True)
 class SegmentHit:
-    """A nearest-neighbour match joined back to its file."""
+    """A match joined back to its file: a nearest neighbour (its distance and
+    vector), or a segment whose words match (its text)."""
 
     segment_id: int
     distance: float
@@ -262,6 +282,7 @@ class SegmentHit:
     start: float | None
     end: float | None
     embedding: bytes = b""
+    text: str | None = None
 
 
 def _hit(row: Sequence[Any]) -> SegmentHit:
@@ -629,29 +650,40 @@ class Store:
                 (modality, model, model_key, dim, int(active), time.time(), SHARDS),
             )
             space = Space(cursor.lastrowid, modality, model, model_key, dim, active, SHARDS)
-            # `kind` is a metadata column so that --type filters inside the KNN
-            # scan instead of after it, and a filter never starves the results.
-            # `shard` is a partition key: a search scans the shards side by side.
-            self.conn.execute(
-                f"CREATE VIRTUAL TABLE {space.table} USING vec0("
-                "segment_id INTEGER PRIMARY KEY, shard INTEGER PARTITION KEY, "
-                f"embedding float[{dim}] distance_metric=cosine, kind TEXT)"
-            )
+            if not space.words:
+                # `kind` is a metadata column so that --type filters inside the
+                # KNN scan instead of after it, and a filter never starves the
+                # results. `shard` is a partition key: a search scans the
+                # shards side by side.
+                self.conn.execute(
+                    f"CREATE VIRTUAL TABLE {space.table} USING vec0("
+                    "segment_id INTEGER PRIMARY KEY, shard INTEGER PARTITION KEY, "
+                    f"embedding float[{dim}] distance_metric=cosine, kind TEXT)"
+                )
         return space
 
     def drop_space(self, space: Space) -> None:
         """Forget a space and its vectors (one that never received any)."""
         with self.transaction():
+            self._drop(space)
+
+    def _drop(self, space: Space) -> None:
+        if space.words:
+            self.conn.execute(
+                "DELETE FROM segments WHERE id IN "
+                "(SELECT segment_id FROM segment_words WHERE space_id = ?)",
+                (space.id,),
+            )
+        else:
             self.conn.execute(f"DROP TABLE IF EXISTS {space.table}")
-            self.conn.execute("DELETE FROM spaces WHERE id = ?", (space.id,))
+        self.conn.execute("DELETE FROM spaces WHERE id = ?", (space.id,))
 
     def activate_space(self, space: Space) -> None:
         """Make `space` the one searched for its modality and drop the others' vectors."""
         with self.transaction():
             for old in self.spaces():
                 if old.modality == space.modality and old.id != space.id:
-                    self.conn.execute(f"DROP TABLE {old.table}")
-                    self.conn.execute("DELETE FROM spaces WHERE id = ?", (old.id,))
+                    self._drop(old)
             self.conn.execute("UPDATE spaces SET active = 1 WHERE id = ?", (space.id,))
 
     # Files ----------------------------------------------------------------
@@ -751,9 +783,10 @@ class Store:
             (row[0],) for row in self.conn.execute(f"SELECT id FROM segments WHERE {where}", params)
         ]
         if segment_ids:
-            # vec0 tables are virtual: no foreign key reaches them.
+            # vec0 tables are virtual: no foreign key reaches them (words are
+            # deleted with their segments by the foreign key).
             for space in self.spaces():
-                if modality is None or space.modality == modality:
+                if not space.words and (modality is None or space.modality == modality):
                     self.conn.executemany(
                         f"DELETE FROM {space.table} WHERE segment_id = ?", segment_ids
                     )
@@ -774,17 +807,27 @@ class Store:
             (*self._file_row_values(facts), file_id),
         )
 
-    def _insert_part(
-        self, file_id: int, kind: str, segments: Sequence[NewSegment], vectors: Any, space: Space
-    ) -> None:
+    def _insert_part(self, file_id: int, kind: str, part: Part) -> None:
+        space = part.space
+        values = part.texts if space.words else part.vectors
         rows = []
-        for segment, vector in zip(segments, vectors, strict=True):
+        for segment, value in zip(part.segments, values, strict=True):
             cursor = self.conn.execute(
                 "INSERT INTO segments (file_id, modality, start, end) VALUES (?, ?, ?, ?)",
                 (file_id, segment.modality, segment.start, segment.end),
             )
-            rows.append((cursor.lastrowid, _floats(vector), kind))
-        self._insert_vectors(space, rows)
+            rows.append((cursor.lastrowid, value))
+        if space.words:
+            self.conn.executemany(
+                "INSERT INTO segment_words (segment_id, space_id, text, folded) "
+                "VALUES (?, ?, ?, ?)",
+                [(segment_id, space.id, text, fold(text)) for segment_id, text in rows],
+            )
+            self.conn.execute(
+                "UPDATE files SET language = ? WHERE id = ?", (part.language, file_id)
+            )
+        else:
+            self._insert_vectors(space, [(sid, _floats(v), kind) for sid, v in rows])
         # Recorded even with no segments (a silent recording, a video without
         # sound): the file is done for this space.
         self.conn.execute(
@@ -810,7 +853,7 @@ class Store:
         with self.transaction():
             file_id = self._upsert_file(facts)
             for part in parts:
-                self._insert_part(file_id, facts.kind, part.segments, part.vectors, part.space)
+                self._insert_part(file_id, facts.kind, part)
         return file_id
 
     def replace_part(self, file_id: int, facts: FileFacts, part: Part) -> None:
@@ -818,7 +861,26 @@ class Store:
         with self.transaction():
             self._update_facts(file_id, facts)
             self._delete_segments(file_id, part.space.modality)
-            self._insert_part(file_id, facts.kind, part.segments, part.vectors, part.space)
+            self._insert_part(file_id, facts.kind, part)
+
+    def replace_words(self, file_id: int, part: Part, problem: str | None = None) -> None:
+        """Give an indexed file the words of one words space (its speech, its
+        text), replacing any it had; a problem reading them makes the file
+        partial, its other parts untouched."""
+        with self.transaction():
+            self._delete_segments(file_id, part.space.modality)
+            self._insert_part(file_id, self._kind_of(file_id), part)
+            if problem:
+                self.conn.execute(
+                    "UPDATE files SET status = CASE status WHEN 'ok' THEN 'partial' "
+                    "ELSE status END, error = coalesce(error || '; ', '') || ? WHERE id = ?",
+                    (problem, file_id),
+                )
+
+    def _kind_of(self, file_id: int) -> str:
+        return str(
+            self.conn.execute("SELECT kind FROM files WHERE id = ?", (file_id,)).fetchone()[0]
+        )
 
     def write_failed(self, facts: FileFacts) -> None:
         """Remember a file that could not be indexed, so it is not retried until it changes."""
@@ -861,7 +923,7 @@ class Store:
         """Store `facts.path` with copies of another file's segments and vectors."""
         with self.transaction():
             source = self.conn.execute(
-                "SELECT width, height, duration, captured_at FROM files WHERE id = ?",
+                "SELECT width, height, duration, captured_at, language FROM files WHERE id = ?",
                 (source_id,),
             ).fetchone()
             file_id = self._upsert_file(
@@ -879,6 +941,7 @@ class Store:
                     source[3],
                 )
             )
+            self.conn.execute("UPDATE files SET language = ? WHERE id = ?", (source[4], file_id))
             spaces = [
                 space
                 for space in self.spaces()
@@ -896,7 +959,14 @@ class Store:
                     "INSERT INTO segments (file_id, modality, start, end) VALUES (?, ?, ?, ?)",
                     (file_id, modality, start, end),
                 )
+                self.conn.execute(
+                    "INSERT INTO segment_words (segment_id, space_id, text, folded) "
+                    "SELECT ?, space_id, text, folded FROM segment_words WHERE segment_id = ?",
+                    (cursor.lastrowid, old_id),
+                )
                 for space in spaces:
+                    if space.words:
+                        continue
                     vector = self.conn.execute(
                         f"SELECT embedding FROM {space.table} WHERE segment_id = ?", (old_id,)
                     ).fetchone()
@@ -1132,6 +1202,131 @@ class Store:
             sql += " AND s.start <= ? AND s.end > ? ORDER BY s.start LIMIT 1"
             params += [at, at]
         return [found[0] for found in self.conn.execute(sql, params)] or None
+
+    # Words ------------------------------------------------------------------
+
+    def with_words(self, space: Space, match: str) -> dict[int, float]:
+        """Segments of a words space whose words match an FTS5 query over words
+        (stemmed, diacritics folded): segment id -> relevance (bm25, higher is
+        better)."""
+        rows = self.conn.execute(
+            "SELECT w.segment_id, -bm25(words_fts) FROM words_fts "
+            "JOIN segment_words w ON w.segment_id = words_fts.rowid "
+            "WHERE words_fts MATCH ? AND w.space_id = ?",
+            (match, space.id),
+        )
+        return {int(row[0]): float(row[1]) for row in rows}
+
+    def with_substring(self, space: Space, folded: str) -> set[int]:
+        """Segments of a words space whose folded text contains `folded` (see
+        `fold`): through the trigram index from three characters, by a scan of
+        the space's texts below that (two Chinese characters make a word)."""
+        if len(folded) >= 3:
+            rows = self.conn.execute(
+                "SELECT w.segment_id FROM words_trigram "
+                "JOIN segment_words w ON w.segment_id = words_trigram.rowid "
+                "WHERE words_trigram MATCH ? AND w.space_id = ?",
+                ('"' + folded.replace('"', '""') + '"', space.id),
+            )
+        else:
+            pattern = folded.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
+            rows = self.conn.execute(
+                "SELECT segment_id FROM segment_words WHERE space_id = ? "
+                "AND folded LIKE ? ESCAPE '\\'",
+                (space.id, f"%{pattern}%"),
+            )
+        return {int(row[0]) for row in rows}
+
+    def word_hits(
+        self, segment_ids: Iterable[int], filters: Filters | None = None
+    ) -> list[SegmentHit]:
+        """The segments among `segment_ids` (of words spaces) that pass
+        `filters` (kinds included), joined to their files and texts."""
+        wanted = list(segment_ids)
+        where, params = (filters or Filters()).sql()
+        hits: list[SegmentHit] = []
+        for start in range(0, len(wanted), 500):
+            chunk = wanted[start : start + 500]
+            rows = self.conn.execute(
+                "SELECT s.id, 0.0, f.id, f.path, f.kind, s.modality, s.start, s.end, w.text "
+                "FROM segments s JOIN files f ON f.id = s.file_id "
+                "JOIN segment_words w ON w.segment_id = s.id "
+                f"WHERE s.id IN ({','.join('?' * len(chunk))})"
+                + (f" AND {where}" if where else ""),
+                [*chunk, *params],
+            )
+            hits += [
+                SegmentHit(
+                    segment_id=r[0],
+                    distance=r[1],
+                    file_id=r[2],
+                    path=path_from_row(r[3]),
+                    kind=r[4],
+                    modality=r[5],
+                    start=r[6],
+                    end=r[7],
+                    text=r[8],
+                )
+                for r in rows
+            ]
+        return hits
+
+    def words_count(self, space: Space) -> int:
+        """How many segments hold words in `space`."""
+        row = self.conn.execute(
+            "SELECT count(*) FROM segment_words WHERE space_id = ?", (space.id,)
+        ).fetchone()
+        return int(row[0])
+
+    def words_of(self, path: str, modality: str) -> list[tuple[float | None, float | None, str]]:
+        """(start, end, text) of a file's segments of a words modality, in time order."""
+        rows = self.conn.execute(
+            "SELECT s.start, s.end, w.text FROM segments s JOIN files f ON f.id = s.file_id "
+            "JOIN segment_words w ON w.segment_id = s.id "
+            "WHERE f.path = ? AND s.modality = ? ORDER BY s.start, s.id",
+            (stored_path(path), modality),
+        )
+        return [(row[0], row[1], row[2]) for row in rows]
+
+    def stored_words(
+        self, space: Space, path: str, size: int, mtime_ns: int, at: float | None = None
+    ) -> str | None:
+        """The words `space` holds for the file at `path`, if it is indexed with
+        this size and modification time: all of them, or those at `at`."""
+        row = self.conn.execute(
+            "SELECT f.id FROM files f JOIN file_spaces fs ON fs.file_id = f.id "
+            "WHERE f.path = ? AND f.size = ? AND f.mtime_ns = ? AND f.status != 'failed' "
+            "AND fs.space_id = ?",
+            (stored_path(path), size, mtime_ns, space.id),
+        ).fetchone()
+        if row is None:
+            return None
+        sql = (
+            "SELECT w.text FROM segments s JOIN segment_words w ON w.segment_id = s.id "
+            "WHERE s.file_id = ? AND w.space_id = ?"
+        )
+        params: list[Any] = [row[0], space.id]
+        if at is not None:
+            sql += " AND s.start <= ? AND s.end + 1.0 > ?"
+            params += [at, at]
+        return " ".join(found[0] for found in self.conn.execute(sql + " ORDER BY s.start", params))
+
+    def words_indexed(self, path: str, modality: str) -> bool:
+        """Whether the file's words of `modality` were read (even if it has none)."""
+        row = self.conn.execute(
+            "SELECT 1 FROM files f JOIN file_spaces fs ON fs.file_id = f.id "
+            "JOIN spaces sp ON sp.id = fs.space_id WHERE f.path = ? AND sp.modality = ?",
+            (stored_path(path), modality),
+        ).fetchone()
+        return row is not None
+
+    def languages(self) -> dict[str, int]:
+        """How many files speak each detected language."""
+        rows = self.conn.execute(
+            "SELECT language, count(*) FROM files WHERE language IS NOT NULL "
+            "GROUP BY language ORDER BY count(*) DESC, language"
+        )
+        return {row[0]: row[1] for row in rows}
 
     def has_vectors(self, space: Space) -> bool:
         row = self.conn.execute(

@@ -20,6 +20,8 @@ class IndexSummary:
     reused: int = 0
     # Unchanged files given a part they lacked (a new model, sound switched on).
     reembedded: int = 0
+    # Files whose words (speech, text) were read in this run's words pass.
+    words: int = 0
     # Files elsewhere in the index that still lack vectors from a new model.
     reembed_pending: int = 0
     elapsed: float = 0.0
@@ -27,10 +29,13 @@ class IndexSummary:
 
 @dataclass(frozen=True)
 class ScanDone:
+    """A pass is about to start: the vectors ("indexing"), then the words."""
+
     found: int
     to_process: int
     # The bytes of the files to process: the measure of the work left.
     work_bytes: int = 0
+    label: str = "indexing"
 
 
 @dataclass(frozen=True)

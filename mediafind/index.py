@@ -44,7 +44,7 @@ from mediafind.events import (
     ScanDone,
 )
 from mediafind.hashing import content_hash
-from mediafind.modalities import Decoded, DecodeOptions, Embedder, Modality
+from mediafind.modalities import Decoded, DecodeOptions, Modality, Model
 from mediafind.scan import FoundFile, canonical_path, is_under, normalize_roots, scan
 
 # Files decoded ahead of the one being written: enough to keep every core
@@ -92,7 +92,7 @@ class _Prepared:
 
 
 def existing_space(
-    store: Store, modality: Modality, embedder: Embedder, *, reembed: bool
+    store: Store, modality: Modality, embedder: Model, *, reembed: bool
 ) -> Space | None:
     """The space holding `embedder`'s vectors, if any; refuses to mix two models.
 
@@ -112,9 +112,7 @@ def existing_space(
     return store.find_space(modality.name, key)
 
 
-def _mismatch(
-    store: Store, modality: Modality, embedder: Embedder, active: Space
-) -> MediafindError:
+def _mismatch(store: Store, modality: Modality, embedder: Model, active: Space) -> MediafindError:
     if active.model != embedder.name:
         return ModelMismatchError(
             f"the index {store.path} holds {modality.name} vectors from model {active.model}, "
@@ -139,7 +137,7 @@ def _mismatch(
     )
 
 
-def new_space(store: Store, modality: Modality, embedder: Embedder) -> Space:
+def new_space(store: Store, modality: Modality, embedder: Model) -> Space:
     """A space for `embedder` (loads the model to learn its dimension); it is
     searched at once unless another model's space is still active."""
     active = store.active_space(modality.name) is not None
@@ -148,7 +146,7 @@ def new_space(store: Store, modality: Modality, embedder: Embedder) -> Space:
     )
 
 
-def check_models(models: Mapping[str, Embedder]) -> None:
+def check_models(models: Mapping[str, Model]) -> None:
     """Raise one ModelUnavailableError naming every model that cannot be had,
     each with what to do, before any work is done."""
     problems = [problem for model in models.values() if (problem := model.problem()) is not None]
@@ -170,12 +168,16 @@ def check_models(models: Mapping[str, Embedder]) -> None:
 
 @dataclass
 class _Models:
-    """The run's modalities, their embedders and the spaces they write."""
+    """A pass's modalities, their models and the spaces they write."""
 
     used: list[Modality]
-    embedders: dict[str, Embedder]
+    embedders: dict[str, Model]
     spaces: dict[str, Space]
     decode: DecodeOptions
+
+    def embedding(self) -> dict[str, Any]:
+        """The models that embed inputs in batches (words are read file by file)."""
+        return {m.name: self.embedders[m.name] for m in self.used if m.family == "vectors"}
 
 
 def _decode(prepared: _Prepared, models: _Models, emit: Callable[[IndexEvent], None]) -> None:
@@ -189,11 +191,17 @@ def _decode(prepared: _Prepared, models: _Models, emit: Callable[[IndexEvent], N
         embedder = models.embedders[modality.name]
         try:
             decoded = modality.decode(found.path, found.kind, embedder, models.decode, progress)
-        except MediaError as error:
+        except Exception as error:
             if modality.essential(found.kind):
                 raise
-            # A video whose sound cannot be read is still a video.
-            decoded = Decoded(partial=f"{modality.noun}: {error}")
+            # A video whose sound cannot be read is still a video, and a
+            # failure reading words never costs a file the vectors it has.
+            reason = (
+                str(error)
+                if isinstance(error, MediaError)
+                else (f"unexpected error ({error.__class__.__name__}: {error})")
+            )
+            decoded = Decoded(partial=f"{modality.noun}: {reason}")
         prepared.parts[modality.name] = decoded
         facts = prepared.facts
         for name in ("width", "height", "duration", "captured_at"):
@@ -228,11 +236,14 @@ def _prepare(
 def _prepare_file(
     task: _Task, reusable: dict[str, int], models: _Models, emit: Callable[[IndexEvent], None]
 ) -> _Prepared:
-    try:
-        digest = content_hash(task.found.path)
-    except MediaError as error:
-        return _Prepared(task, "failed", error=str(error))
     record = task.record
+    if task.reason == "incomplete" and record is not None and record.content_hash:
+        digest = record.content_hash  # size and mtime unchanged: so is the content
+    else:
+        try:
+            digest = content_hash(task.found.path)
+        except MediaError as error:
+            return _Prepared(task, "failed", error=str(error))
     if task.reason != "incomplete":
         if (
             record is not None
@@ -254,11 +265,17 @@ def _prepare_file(
 class _Run:
     """One indexing run's state; `index_paths` is the public entry point."""
 
-    def __init__(self, store: Store, models: _Models, emit: Callable[[IndexEvent], None]) -> None:
+    def __init__(
+        self,
+        store: Store,
+        models: _Models,
+        emit: Callable[[IndexEvent], None],
+        summary: IndexSummary,
+    ) -> None:
         self.store = store
         self.models = models
         self.emit = emit
-        self.summary = IndexSummary()
+        self.summary = summary
         self.reusable = store.reusable_by_hash()
 
     def facts(self, prepared: _Prepared) -> FileFacts:
@@ -291,6 +308,8 @@ class _Run:
             summary.moved += 1
         elif outcome == "touched":
             summary.unchanged += 1
+        elif task.reason == "incomplete" and all(m.family == "words" for m in task.modalities):
+            summary.words += 1
         elif task.reason == "incomplete":
             summary.reembedded += 1
         elif task.reason == "new":
@@ -330,7 +349,7 @@ class _Run:
     def embed(self, batch: list[_Prepared]) -> dict[int, dict[str, list[Any]]]:
         """Vectors per item and modality, each modality embedded in model-sized chunks."""
         vectors: dict[int, dict[str, list[Any]]] = {id(item): {} for item in batch}
-        for name, embedder in self.models.embedders.items():
+        for name, embedder in self.models.embedding().items():
             owners = [(item, item.parts[name]) for item in batch if name in item.parts]
             inputs = [value for _, part in owners for value in part.inputs]
             size = embedder.batch_size
@@ -349,11 +368,20 @@ class _Run:
         task, spaces = prepared.task, self.models.spaces
         facts = self.facts(prepared)
         parts = [
-            Part(spaces[name], decoded.segments, vectors[name])
+            Part(
+                spaces[name],
+                decoded.segments,
+                vectors.get(name, ()),
+                decoded.texts,
+                decoded.language,
+            )
             for name, decoded in prepared.parts.items()
         ]
         if task.reason == "incomplete" and task.record is not None:
-            for part in parts:
+            for part, decoded in zip(parts, prepared.parts.values(), strict=True):
+                if part.space.words:
+                    self.store.replace_words(task.record.id, part, decoded.partial)
+                    continue
                 spans = [(s.start, s.end) for s in part.segments]
                 if spans and self.store.segment_spans(task.record.id, part.space.modality) == spans:
                     # Same file, new model: add vectors beside the old model's,
@@ -376,12 +404,16 @@ class _Run:
                 self.write(prepared, vectors[id(prepared)])
 
     def batch_full(self, batch: list[_Prepared]) -> bool:
-        """Whether some model has a full batch of inputs waiting."""
-        for name, embedder in self.models.embedders.items():
+        """Whether the batch should be written now: some model has a full batch
+        of inputs waiting, or none waits for anything (words are written file
+        by file, as they are read)."""
+        waiting_any = False
+        for name, embedder in self.models.embedding().items():
             waiting = sum(len(item.parts[name].inputs) for item in batch if name in item.parts)
             if waiting >= embedder.batch_size:
                 return True
-        return False
+            waiting_any = waiting_any or waiting > 0
+        return not waiting_any
 
     def process(self, tasks: list[_Task]) -> None:
         if not tasks:
@@ -504,7 +536,7 @@ def _remembered_roots(store: Store, emit: Callable[[IndexEvent], None]) -> list[
 def index_paths(
     store: Store,
     paths: Sequence[str | os.PathLike[str]] = (),
-    models: Mapping[str, Embedder] | None = None,
+    models: Mapping[str, Model] | None = None,
     options: IndexOptions | None = None,
     on_event: Callable[[IndexEvent], None] | None = None,
 ) -> IndexSummary:
@@ -540,13 +572,12 @@ def index_paths(
 def _ready(
     store: Store,
     used: list[Modality],
-    models: Mapping[str, Embedder],
+    models: Mapping[str, Model],
     spaces: dict[str, Space],
     emit: Callable[[IndexEvent], None],
 ) -> None:
-    """Check every model the run needs, then make each ready and give it a
-    space: the slow parts happen here, said, before the first file."""
-    check_models({m.name: models[m.name] for m in used})
+    """Make each model ready and give it a space: the slow parts happen here,
+    said (ModelPreparing), before the first file of a pass."""
     for modality in used:
         embedder = models[modality.name]
         embedder.on_prepare = emit
@@ -555,10 +586,45 @@ def _ready(
             spaces[modality.name] = new_space(store, modality, embedder)
 
 
+def _pass(
+    store: Store,
+    label: str,
+    tasks: list[_Task],
+    models: _Models,
+    emit: Callable[[IndexEvent], None],
+    summary: IndexSummary,
+    found: int,
+) -> None:
+    """Process one pass's tasks (the vectors, then the words), interruptible."""
+    if tasks:
+        _ready(store, models.used, models.embedders, models.spaces, emit)
+    emit(ScanDone(found, len(tasks), sum(task.found.size for task in tasks), label))
+    _Run(store, models, emit, summary).process(tasks)
+
+
+def _settle(store: Store, used: list[Modality], spaces: dict[str, Space], changed: bool) -> int:
+    """After a pass: switch to a new model's space once every file has it, and
+    refresh the statistics that calibrate scores. Returns the files that
+    still lack a new model's part."""
+    pending_total = 0
+    for modality in used:
+        space = spaces.get(modality.name)
+        if space is None:
+            continue
+        if not space.active:
+            pending = store.files_missing_from(space, modality.kinds)
+            pending_total += pending
+            if pending == 0:
+                store.activate_space(space)
+        if changed and not space.words:
+            store.update_stats(space)
+    return pending_total
+
+
 def _index_roots(
     store: Store,
     roots: list[Root],
-    models: Mapping[str, Embedder],
+    models: Mapping[str, Model],
     options: IndexOptions,
     emit: Callable[[IndexEvent], None],
     started: float,
@@ -583,43 +649,61 @@ def _index_roots(
     # never loads the sound model.
     kinds = {item.kind for item in found.files}
     used = [modality for modality in chosen if kinds & set(modality.kinds)]
+    sight_and_sound = [m for m in used if m.family == "vectors"]
+    words = [m for m in used if m.family == "words"]
+
+    def plan(passing: list[Modality]) -> tuple[list[_Task], int]:
+        ids = {m.name: spaces[m.name].id if m.name in spaces else None for m in passing}
+        return _plan(found.files, store.files_under(paths), store.spaces_by_file(), passing, ids)
+
     known = store.files_under(paths)
-    space_ids = {m.name: spaces[m.name].id if m.name in spaces else None for m in used}
-    tasks, unchanged = _plan(found.files, known, store.spaces_by_file(), used, space_ids)
-    if tasks:
-        _ready(store, used, models, spaces, emit)
-    emit(ScanDone(len(found.files), len(tasks), sum(task.found.size for task in tasks)))
+    tasks, unchanged = plan(sight_and_sound)
+    # Every model either pass needs is checked now, before any work: one
+    # message names all that are missing.
+    needed = {m.name: models[m.name] for m in sight_and_sound} if tasks else {}
+    if words and plan(words)[0]:
+        needed.update({m.name: models[m.name] for m in words})
+    check_models(needed)
 
+    summary = IndexSummary(unchanged=unchanged)
     embedders = {m.name: models[m.name] for m in used}
-    run = _Run(store, _Models(used, embedders, spaces, options.decode), emit)
-    run.summary.unchanged = unchanged
     try:
-        run.process(tasks)
+        _pass(
+            store,
+            "indexing",
+            tasks,
+            _Models(sight_and_sound, embedders, spaces, options.decode),
+            emit,
+            summary,
+            len(found.files),
+        )
+        # Only a finished walk may conclude that a file is gone, and a folder
+        # that could not be listed is not evidence that its files were deleted.
+        present = {item.path for item in found.files}
+        missing = [
+            path
+            for path in known
+            if path not in present and not any(is_under(path, f) for f, _ in found.unreadable)
+        ]
+        summary.removed = store.delete_files(missing)
+        changed = bool(tasks or summary.removed)
+        summary.reembed_pending = _settle(store, sight_and_sound, spaces, changed)
+        # Searchable by sight and sound from here; the words come next.
+        now = time.time()
+        store.record_roots(Root(root.path, now, root.excludes) for root in roots)
+        word_tasks, _ = plan(words)
+        _pass(
+            store,
+            "reading words",
+            word_tasks,
+            _Models(words, embedders, spaces, options.decode),
+            emit,
+            summary,
+            len(found.files),
+        )
+        summary.reembed_pending += _settle(store, words, spaces, bool(word_tasks))
     except KeyboardInterrupt:
-        run.summary.elapsed = time.monotonic() - started
-        raise IndexInterruptedError(run.summary) from None
-
-    # Only a finished walk may conclude that a file is gone, and a folder that
-    # could not be listed is not evidence that its files were deleted.
-    present = {item.path for item in found.files}
-    missing = [
-        path
-        for path in known
-        if path not in present and not any(is_under(path, f) for f, _ in found.unreadable)
-    ]
-    run.summary.removed = store.delete_files(missing)
-    for modality in used:
-        space = spaces.get(modality.name)
-        if space is None:
-            continue
-        if not space.active:
-            pending = store.files_missing_from(space, modality.kinds)
-            run.summary.reembed_pending += pending
-            if pending == 0:
-                store.activate_space(space)
-        if tasks or run.summary.removed:
-            store.update_stats(space)
-    now = time.time()
-    store.record_roots(Root(root.path, now, root.excludes) for root in roots)
-    run.summary.elapsed = time.monotonic() - started
-    return run.summary
+        summary.elapsed = time.monotonic() - started
+        raise IndexInterruptedError(summary) from None
+    summary.elapsed = time.monotonic() - started
+    return summary

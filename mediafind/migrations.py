@@ -22,12 +22,19 @@ Migration = Callable[[Any], None]
 
 def _execute_all(conn: Any, script: str) -> None:
     # Statement by statement: executescript() would COMMIT first and break the
-    # step's transaction. Comments are dropped first, so only the ';' ending a
-    # statement splits (the scripts here hold none inside string literals).
+    # step's transaction. Comments are dropped first (the scripts here hold no
+    # "--" inside string literals); pieces between semicolons are joined until
+    # SQLite deems them a whole statement, as a trigger's body holds several.
+    import sqlite3
+
     code = "\n".join(line.split("--", 1)[0] for line in script.splitlines())
-    for statement in code.split(";"):
-        if statement.strip():
-            conn.execute(statement)
+    statement = ""
+    for piece in code.split(";"):
+        statement += piece + ";"
+        if sqlite3.complete_statement(statement):
+            if statement.strip(" \n;"):
+                conn.execute(statement)
+            statement = ""
 
 
 def m001_initial(conn: Any) -> None:
@@ -206,6 +213,53 @@ def m006_modalities_are_not_a_fixed_list(conn: Any) -> None:
     )
 
 
+def m007_words(conn: Any) -> None:
+    _execute_all(
+        conn,
+        """
+        -- The language spoken in a file, as detected (or given) when its
+        -- speech was transcribed; NULL when it has none.
+        ALTER TABLE files ADD COLUMN language TEXT;
+
+        -- The words of a segment: what is said in it (speech) or written in
+        -- it (text). A words modality's space has no vectors (dim 0); its
+        -- segments have words instead, from the model the space records.
+        -- `folded` is the text casefolded with diacritics removed, for the
+        -- substring index (FTS5's trigram tokenizer folds no diacritics in
+        -- SQLite before 3.45, which some Pythons still ship).
+        CREATE TABLE segment_words (
+            segment_id INTEGER PRIMARY KEY REFERENCES segments (id) ON DELETE CASCADE,
+            space_id INTEGER NOT NULL REFERENCES spaces (id) ON DELETE CASCADE,
+            text TEXT NOT NULL,
+            folded TEXT NOT NULL
+        );
+        CREATE INDEX segment_words_space ON segment_words (space_id);
+
+        -- Words as words: Unicode-aware, diacritics folded (cafe finds cafe
+        -- with an accent), English stems (candles finds candle).
+        CREATE VIRTUAL TABLE words_fts USING fts5(
+            text, content='segment_words', content_rowid='segment_id',
+            tokenize='porter unicode61 remove_diacritics 2'
+        );
+        -- Words as substrings: trigrams, for scripts written without spaces and
+        -- for text whose spaces OCR lost (GATEB12DEPARTURES holds b12).
+        CREATE VIRTUAL TABLE words_trigram USING fts5(
+            folded, content='segment_words', content_rowid='segment_id', tokenize='trigram'
+        );
+        CREATE TRIGGER segment_words_added AFTER INSERT ON segment_words BEGIN
+            INSERT INTO words_fts (rowid, text) VALUES (new.segment_id, new.text);
+            INSERT INTO words_trigram (rowid, folded) VALUES (new.segment_id, new.folded);
+        END;
+        CREATE TRIGGER segment_words_removed AFTER DELETE ON segment_words BEGIN
+            INSERT INTO words_fts (words_fts, rowid, text)
+                VALUES ('delete', old.segment_id, old.text);
+            INSERT INTO words_trigram (words_trigram, rowid, folded)
+                VALUES ('delete', old.segment_id, old.folded);
+        END;
+        """,
+    )
+
+
 MIGRATIONS: list[Migration] = [
     m001_initial,
     m002_space_stats,
@@ -213,4 +267,5 @@ MIGRATIONS: list[Migration] = [
     m004_space_shards,
     m005_forgotten_and_root_excludes,
     m006_modalities_are_not_a_fixed_list,
+    m007_words,
 ]

@@ -183,7 +183,7 @@ class IndexReporter:
             elif isinstance(event, ModelReady):
                 self._ready(event.name, event.seconds)
             elif isinstance(event, ScanDone):
-                self._start(event.to_process, event.work_bytes)
+                self._start(event.to_process, event.work_bytes, event.label)
             elif isinstance(event, Problem):
                 self.say(f"mediafind: warning: {event.path}: {_PROBLEMS[event.what]}{event.reason}")
             elif isinstance(event, FileProgress):
@@ -217,13 +217,17 @@ class IndexReporter:
         if self.console.is_terminal or self.verbose:
             self.say(f"mediafind: {name} is ready for this CPU ({seconds:.0f} s, once)")
 
-    def _start(self, files: int, work_bytes: int) -> None:
-        self.total_files = files
+    def _start(self, files: int, work_bytes: int, label: str) -> None:
+        if self.progress is not None:
+            self.progress.stop()
+            self.progress = None
+        self.total_files, self.done_files, self.done_bytes = files, 0, 0
+        self.reading.clear()
         if not (self.console.is_terminal and files):
             return
         self.progress = Progress(
             SpinnerColumn(),
-            TextColumn("indexing"),
+            TextColumn(escape(label)),
             BarColumn(),
             TaskProgressColumn(),
             TextColumn("{task.fields[files]}"),
@@ -285,6 +289,8 @@ def summary_line(summary: IndexSummary, *, interrupted: bool = False) -> str:
         parts.append(f"{summary.reused} reused from identical files")
     if summary.reembedded:
         parts.append(f"{summary.reembedded} re-embedded")
+    if summary.words:
+        parts.append(f"words read in {summary.words}")
     head = "interrupted after" if interrupted else "indexed in"
     line = f"mediafind: {head} {summary.elapsed:.1f}s: " + ", ".join(parts)
     if summary.reembed_pending:
@@ -295,10 +301,22 @@ def summary_line(summary: IndexSummary, *, interrupted: bool = False) -> str:
     return line
 
 
+def _words(text: str, query: str | None) -> Text:
+    """A matched phrase for the table, the query's words in bold."""
+    from mediafind.words import highlight_spans
+
+    shown = Text(f"“{printable(text)}”", style="italic")
+    if query and len(printable(text)) == len(text):
+        for start, end in highlight_spans(text, query):
+            shown.stylize("bold", start + 1, end + 1)
+    return shown
+
+
 def print_results_table(
     results: Sequence[SearchResult],
     stream: IO[str] | None = None,
     console: Console | None = None,
+    query: str | None = None,
 ) -> None:
     console = console or Console(file=stream or sys.stdout, highlight=False)
     # The moment column appears once there are moments to show (videos, audio).
@@ -318,6 +336,9 @@ def print_results_table(
         if console.is_terminal:
             # Terminals that know OSC 8 make the path a link that opens the file.
             path.stylize(Style(link=Path(result.path).as_uri()))
+        if result.text is not None:
+            path.append("\n")
+            path.append_text(_words(result.text, query))
         table.add_row(*cells, path)
     console.print(table)
     video = next((r for r in results if r.kind == "video" and r.start is not None), None)
@@ -345,7 +366,7 @@ def print_results_paths(
     _write_exact(out, "".join(result.path + end for result in results))
 
 
-FORMAT_FIELDS = ("path", "name", "kind", "score", "start", "end", "modality", "rank")
+FORMAT_FIELDS = ("path", "name", "kind", "score", "start", "end", "modality", "rank", "text")
 # A --format field's spec: fill, alignment, width and precision, nothing else,
 # and widths a terminal could show (a width of 200,000,000 would allocate it).
 _FORMAT_SPEC = re.compile(r"(?:.?[<>^])?(\d{0,4})(?:\.(\d{1,4}))?")
@@ -428,6 +449,7 @@ def format_result(
         "end": "" if result.end is None else f"{result.end:.1f}",
         "modality": result.modality,
         "rank": str(rank),
+        "text": result.text or "",
     }
     return "".join(
         literal + ("" if field is None else format(fields[field], spec))
@@ -441,8 +463,10 @@ def print_results(
     template: str | None = None,
     null: bool = False,
     stream: IO[str] | None = None,
+    query: str | None = None,
 ) -> None:
-    """Results as a table, --json, --jsonl, --paths or --format."""
+    """Results as a table (the query's words marked in matched phrases), --json,
+    --jsonl, --paths or --format."""
     out = stream or sys.stdout
     if style == "json":
         print_results_json(results, out)
@@ -458,7 +482,7 @@ def print_results(
         lines = [format_result(pieces, r, rank) + end for rank, r in enumerate(results, start=1)]
         _write_exact(out, "".join(lines))
     elif results:
-        print_results_table(results, out)
+        print_results_table(results, out, query=query)
 
 
 # Files shown per list in `status`; the rest are counted.
@@ -472,12 +496,12 @@ def print_status(status: IndexStatus, stream: IO[str] | None = None) -> None:
     for model in status.models:
         state = "" if model.active else " (re-embedding, not yet searched)"
         precision = " in int8" if model.precision == "int8" else ""
-        rows.append(
-            (
-                f"{model.modality} model",
-                f"{model.model}{precision}, {model.dim} dimensions, {model.vectors} vectors{state}",
-            )
+        held = (
+            count(model.vectors, "phrase")
+            if model.dim == 0
+            else f"{model.dim} dimensions, {model.vectors} vectors"
         )
+        rows.append((f"{model.modality} model", f"{model.model}{precision}, {held}{state}"))
     if not status.models:
         rows.append(("model", "none yet"))
     names = {
@@ -487,6 +511,9 @@ def print_status(status: IndexStatus, stream: IO[str] | None = None) -> None:
     }
     files = ", ".join(f"{count} {names[kind][count != 1]}" for kind, count in status.files.items())
     rows += [("files", files), ("segments", str(status.segments))]
+    if status.languages:
+        spoken = ", ".join(f"{language} {count}" for language, count in status.languages.items())
+        rows.append(("languages", spoken))
     if status.partial:
         rows.append(("partly indexed", str(len(status.partial))))
         rows += [("", f"{path}: {why}") for path, why in status.partial[:STATUS_LIST]]
@@ -549,3 +576,28 @@ def print_duplicates(
 def print_status_json(status: IndexStatus, stream: IO[str] | None = None) -> None:
     out = stream or sys.stdout
     out.write(json_text(status.to_dict(), indent=2) + "\n")
+
+
+def print_transcript(phrases: Sequence[Any], style: str, stream: IO[str] | None = None) -> None:
+    """A transcript: `[m:ss] words` lines, SubRip (--srt) or JSON (--json)."""
+    out = stream or sys.stdout
+    if style == "json":
+        rows = [{"start": p.start, "end": p.end, "text": p.text} for p in phrases]
+        out.write(json_text(rows, indent=2) + "\n")
+        return
+    for number, phrase in enumerate(phrases, start=1):
+        if style == "srt":
+            out.write(
+                f"{number}\n{_srt_time(phrase.start)} --> {_srt_time(phrase.end)}\n"
+                f"{phrase.text}\n\n"
+            )
+        else:
+            out.write(f"[{format_time(phrase.start)}] {printable(phrase.text)}\n")
+
+
+def _srt_time(seconds: float | None) -> str:
+    millis = round((seconds or 0.0) * 1000)
+    hours, rest = divmod(millis, 3_600_000)
+    minutes, rest = divmod(rest, 60_000)
+    secs, millis = divmod(rest, 1000)
+    return f"{hours:02d}:{minutes:02d}:{secs:02d},{millis:03d}"

@@ -23,17 +23,18 @@ import math
 import os
 import re
 from collections.abc import Mapping, Sequence
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from typing import TYPE_CHECKING, Any
 
 from mediafind import config
 from mediafind import modalities as registry
 from mediafind.db import KNN_MAX_K, Filters, SegmentHit, Space, Store
 from mediafind.errors import IndexEmptyError, ModelMismatchError, UsageError
-from mediafind.modalities import Embedder, Example, Modality
+from mediafind.modalities import Example, Modality, Model, VectorModality, WordsModality
 from mediafind.modalities.base import mean_direction
 from mediafind.scan import canonical_path, kind_by_extension
 from mediafind.timecodes import parse_time
+from mediafind.words import word_matches
 
 if TYPE_CHECKING:
     import numpy as np
@@ -74,6 +75,8 @@ class Moment:
     end: float | None
     score: float
     modality: str
+    # The words matched: what is said (speech) or written (text); None else.
+    text: str | None = None
 
 
 @dataclass(frozen=True)
@@ -87,6 +90,8 @@ class SearchResult:
     end: float | None
     modality: str
     moments: list[Moment] = field(default_factory=list)
+    # The best moment's matched words (speech, text); None otherwise.
+    text: str | None = None
 
     def to_dict(self) -> dict[str, Any]:
         """The JSON contract: exactly these keys, in this order."""
@@ -98,6 +103,7 @@ class SearchResult:
             "end": self.end,
             "modality": self.modality,
             "moments": [asdict(moment) for moment in self.moments],
+            "text": self.text,
         }
 
 
@@ -180,7 +186,7 @@ def _same_shot(a: SegmentHit, b: SegmentHit) -> bool:
     steady sound heard by overlapping windows scores alike in each)."""
     import numpy as np
 
-    if a.modality != b.modality or a.end is None or b.start is None:
+    if a.modality != b.modality or a.end is None or b.start is None or not a.embedding:
         return False
     if b.start > a.end + 1e-6:
         return False
@@ -212,6 +218,7 @@ def _moments(scored: Sequence[_Scored]) -> list[Moment]:
             end=max(s.hit.end or 0.0 for s in run) if run[-1].hit.end is not None else None,
             score=max(s.score for s in run),
             modality=run[0].hit.modality,
+            text=max(run, key=lambda s: s.score).hit.text,
         )
         for run in runs
     ]
@@ -259,7 +266,10 @@ def _result(scored: Sequence[_Scored]) -> SearchResult:
     best = moments[0]
     score = max(best.score, _fused(moments))
     if first.kind == "image":
-        return SearchResult(first.path, "image", score, None, None, best.modality, [])
+        moments = [m for m in moments if m.text is not None][:MAX_MOMENTS]
+        return SearchResult(
+            first.path, "image", score, None, None, best.modality, moments, best.text
+        )
     return SearchResult(
         first.path,
         first.kind,
@@ -268,6 +278,7 @@ def _result(scored: Sequence[_Scored]) -> SearchResult:
         best.end,
         best.modality,
         moments[:MAX_MOMENTS],
+        best.text,
     )
 
 
@@ -365,7 +376,7 @@ def _stored_example(store: Store, space: Space, example: Example) -> np.ndarray 
 
 
 def _example_vector(
-    store: Store, modality: Modality, space: Space, example: Example, embedder: Embedder
+    store: Store, modality: VectorModality, space: Space, example: Example, embedder: Any
 ) -> np.ndarray:
     stored = _stored_example(store, space, example)
     if stored is None:
@@ -384,7 +395,7 @@ def _query_vectors(
     like: Sequence[Example],
     like_weight: float,
     parts: Sequence[QueryPart],
-    models: Mapping[str, Embedder],
+    models: Mapping[str, Any],
 ) -> dict[str, np.ndarray]:
     """A query vector for each modality with something positive to search for.
 
@@ -398,6 +409,8 @@ def _query_vectors(
     vectors: dict[str, np.ndarray] = {}
     for name, space in spaces.items():
         modality, embedder = registry.get(name), models[name]
+        if not isinstance(modality, VectorModality):
+            continue
         examples = [e for e in like if _takes(modality, e)]
         words_share = 1.0 - like_weight if examples else 1.0
         terms: list[tuple[float, np.ndarray]] = []
@@ -422,16 +435,18 @@ def _query_vectors(
     return vectors
 
 
-def _searched_spaces(store: Store, models: Mapping[str, Embedder]) -> dict[str, Space]:
+def _searched_spaces(store: Store, models: Mapping[str, Model]) -> dict[str, Space]:
     """The index's spaces the models can search; refuses a model that did not
-    make the vectors."""
+    make the vectors (or words)."""
     spaces: dict[str, Space] = {}
-    for name, embedder in models.items():
+    for name, model in models.items():
         space = store.active_space(name)
         if space is None or not store.has_vectors(space):
             continue
-        if embedder.key != space.model_key:
-            raise _mismatch(store, registry.get(name), embedder, space)
+        # Words are words, whichever model read them; a query needs no model
+        # to match them (only an example that is not indexed does).
+        if not space.words and model.key != space.model_key:
+            raise _mismatch(store, registry.get(name), model, space)
         spaces[name] = space
     if not spaces:
         raise IndexEmptyError(
@@ -441,7 +456,7 @@ def _searched_spaces(store: Store, models: Mapping[str, Embedder]) -> dict[str, 
 
 
 def _mismatch(
-    store: Store, modality: Modality, embedder: Embedder, space: Space
+    store: Store, modality: Modality, embedder: Model, space: Space
 ) -> ModelMismatchError:
     if embedder.name == space.model:
         return ModelMismatchError(
@@ -493,7 +508,7 @@ def _check_arguments(
 def search(
     store: Store,
     query: str | None = None,
-    models: Mapping[str, Embedder] | None = None,
+    models: Mapping[str, Model] | None = None,
     *,
     like: Sequence[Example] = (),
     like_weight: float = DEFAULT_LIKE_WEIGHT,
@@ -510,8 +525,9 @@ def search(
     `modalities.models_for_index(store, searching=True)`). With words and
     examples, the text and the examples' mean are averaged, the examples
     weighing `like_weight`; `parts` add (--and) or subtract (--not) more words
-    or examples. Example files are left out of the results, and so is
-    anything scoring under `min_score` (calibrated, see the module
+    or examples. Words modalities (speech, text) match the words themselves
+    (see `mediafind.words`). Example files are left out of the results, and
+    so is anything scoring under `min_score` (calibrated, see the module
     docstring). `modalities` restricts the match to some modalities.
     """
     _check_arguments(query, like, like_weight, parts, limit, kinds, modalities)
@@ -527,12 +543,6 @@ def search(
     spaces = _searched_spaces(store, models)
     wanted = {name: space for name, space in spaces.items() if name in (modalities or spaces)}
     vectors = _query_vectors(store, wanted, query, like, like_weight, parts, models)
-    if not vectors:
-        raise UsageError(
-            "nothing in the index to compare with: the examples' kind of media "
-            "(or {modalities}) matches no model in this index",
-            arguments=("modalities",),
-        )
     exclude = {example.path for example in like}
     exclude |= {p.example.path for p in parts if p.example is not None and p.weight > 0}
     by_file: dict[int, list[_Scored]] = {}
@@ -541,11 +551,56 @@ def search(
         nearest = _nearest_files(store, spaces[name], vector, limit, kinds, exclude, filters)
         for hit in nearest:
             by_file.setdefault(hit.file_id, []).append(_Scored(hit, calibrate(1.0 - hit.distance)))
+    searched_words = False
+    for name, space in wanted.items():
+        modality = registry.get(name)
+        if not isinstance(modality, WordsModality):
+            continue
+        examples = [
+            _example_words(store, modality, space, example, models[name])
+            for example in like
+            if _takes(modality, example)
+        ]
+        matches = word_matches(
+            store,
+            space,
+            query,
+            [p.text for p in parts if p.text is not None and p.weight > 0],
+            [p.text for p in parts if p.text is not None and p.weight < 0],
+            examples,
+            replace(filters or Filters(), kinds=list(kinds or ())),
+        )
+        searched_words = searched_words or matches.searched
+        for hit, score in matches.scored:
+            if hit.path not in exclude:
+                by_file.setdefault(hit.file_id, []).append(_Scored(hit, score))
+    if not vectors and not searched_words:
+        raise UsageError(
+            "nothing in the index to compare with: the examples' kind of media "
+            "(or {modalities}) matches no model in this index",
+            arguments=("modalities",),
+        )
     results = [_result(sorted(s, key=lambda x: -x.score)) for s in by_file.values()]
     if min_score is not None:
         results = [_above(result, min_score) for result in results if result.score >= min_score]
     results.sort(key=lambda result: result.score, reverse=True)
     return results[:limit]
+
+
+def _example_words(
+    store: Store, modality: WordsModality, space: Space, example: Example, model: Model
+) -> str:
+    """What an example says: looked up when it is indexed and unchanged."""
+    try:
+        info = os.stat(example.path)
+        stored = store.stored_words(
+            space, example.path, info.st_size, info.st_mtime_ns, example.time
+        )
+    except OSError:
+        stored = None
+    if stored is not None:
+        return stored
+    return modality.example_words(example, model)
 
 
 def _above(result: SearchResult, min_score: float) -> SearchResult:
@@ -559,4 +614,28 @@ def _above(result: SearchResult, min_score: float) -> SearchResult:
         result.end,
         result.modality,
         moments or result.moments[:1],
+        result.text,
     )
+
+
+@dataclass(frozen=True)
+class Phrase:
+    start: float | None
+    end: float | None
+    text: str
+
+
+def transcript(store: Store, path: str) -> list[Phrase]:
+    """What is said in an indexed file, phrase by phrase, as the index holds it
+    (transcribed, or read from its subtitles). Raises UsageError for a file the
+    index does not hold, or holds no speech of."""
+    canonical = canonical_path(path)
+    if not store.files_under([canonical]):
+        raise UsageError(f"{path}: not in the index; index it first: mediafind index {path}")
+    phrases = [Phrase(*row) for row in store.words_of(canonical, "speech")]
+    if not phrases and not store.words_indexed(canonical, "speech"):
+        raise UsageError(
+            f"{path}: its speech is not indexed yet (run mediafind index, without {{no_speech}})",
+            arguments=("no_speech",),
+        )
+    return phrases

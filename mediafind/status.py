@@ -16,7 +16,8 @@ class ModelInfo:
     dim: int
     active: bool
     vectors: int
-    precision: str = "fp32"
+    # The precision of a model's vectors; None for a model that reads words.
+    precision: str | None = "fp32"
 
 
 @dataclass(frozen=True)
@@ -27,6 +28,8 @@ class IndexStatus:
     models: list[ModelInfo]
     files: dict[str, int]
     segments: int
+    # Files per spoken language (speech), most first.
+    languages: dict[str, int]
     failed: list[tuple[str, str]]
     # Indexed in part (a video cut short), with why.
     partial: list[tuple[str, str]]
@@ -43,6 +46,7 @@ class IndexStatus:
             "models": [vars(model) for model in self.models],
             "files": self.files,
             "segments": self.segments,
+            "languages": self.languages,
             "failed": [{"path": path, "error": error} for path, error in self.failed],
             "partial": [{"path": path, "error": error} for path, error in self.partial],
             "roots": [
@@ -62,11 +66,19 @@ def index_status(store: Store) -> IndexStatus:
         db_bytes=store.size_bytes(),
         sqlite_driver=store.driver,
         models=[
-            ModelInfo(s.modality, s.model, s.dim, s.active, store.vector_count(s), s.precision)
+            ModelInfo(
+                s.modality,
+                s.model,
+                s.dim,
+                s.active,
+                store.vector_count(s),
+                None if s.words else s.precision,
+            )
             for s in store.spaces()
         ],
         files={kind: counts.get(kind, 0) for kind in ("image", "video", "audio")},
         segments=store.segment_total(),
+        languages=store.languages(),
         failed=store.files_with_status("failed"),
         partial=store.files_with_status("partial"),
         roots=store.roots(),

@@ -21,7 +21,7 @@ from typer.testing import CliRunner
 sys.path.insert(0, str(Path(__file__).parent))
 
 from fake_modality import fake_modalities
-from tiny_models import build_tiny_clap, build_tiny_clip
+from tiny_models import build_tiny_clap, build_tiny_clip, build_tiny_whisper
 
 from mediafind.cli import app
 
@@ -50,6 +50,12 @@ def other_clap(tmp_path_factory: pytest.TempPathFactory) -> str:
 
 
 @pytest.fixture(scope="session")
+def tiny_whisper(tmp_path_factory: pytest.TempPathFactory) -> str:
+    """Folder of a tiny faster-whisper model (random weights, its own tokenizer)."""
+    return str(build_tiny_whisper(tmp_path_factory.mktemp("tiny-whisper") / "model", seed=0))
+
+
+@pytest.fixture(scope="session")
 def model_cache(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """Converted models, shared by the session so each tiny model converts once."""
     return tmp_path_factory.mktemp("model-cache")
@@ -61,11 +67,13 @@ def isolated_env(
     tmp_path: Path,
     tiny_clip: str,
     tiny_clap: str,
+    tiny_whisper: str,
     model_cache: Path,
 ) -> Iterator[None]:
     monkeypatch.setenv("MEDIAFIND_DB", str(tmp_path / "index.db"))
     monkeypatch.setenv("MEDIAFIND_MODEL", tiny_clip)
     monkeypatch.setenv("MEDIAFIND_AUDIO_MODEL", tiny_clap)
+    monkeypatch.setenv("MEDIAFIND_SPEECH_MODEL", tiny_whisper)
     monkeypatch.setenv("MEDIAFIND_CONFIG", str(tmp_path / "config.toml"))
     monkeypatch.setenv("MEDIAFIND_DEVICE", "cpu")
     monkeypatch.setenv("MEDIAFIND_CACHE", str(model_cache))
@@ -185,6 +193,14 @@ def cli() -> Cli:
 # migrations make an index with today's code, then turn it into what an older
 # mediafind left.
 UNDO_MIGRATION = {
+    7: (
+        "DROP TRIGGER segment_words_added",
+        "DROP TRIGGER segment_words_removed",
+        "DROP TABLE words_fts",
+        "DROP TABLE words_trigram",
+        "DROP TABLE segment_words",
+        "ALTER TABLE files DROP COLUMN language",
+    ),
     # 6 only dropped constraints: an index without them reads the same.
     6: (),
     5: ("ALTER TABLE roots DROP COLUMN excludes", "DROP TABLE forgotten"),

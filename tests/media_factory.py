@@ -171,3 +171,54 @@ def write_audio(
         for packet in stream.encode():
             container.mux(packet)
     return path
+
+
+@dataclass(frozen=True)
+class SubtitleTrack:
+    """A subtitle stream to mux: a file ffmpeg reads (.srt, .vtt, or a
+    container whose first stream is taken), the codec to store it in ("copy"
+    keeps it as it is), and its language tag."""
+
+    path: Path
+    codec: str
+    language: str | None = None
+
+
+def mux_subtitles(
+    video: Path, out: Path, tracks: Sequence[SubtitleTrack], *, offset: float = 0.0
+) -> Path:
+    """`video`'s picture with `tracks` as subtitle streams, muxed by the ffmpeg
+    command line. `offset` moves every timestamp of the file later: a file
+    that does not start at 0, as cut from a broadcast or a camera's stream."""
+    import subprocess
+
+    command = ["ffmpeg", "-v", "error", "-nostdin", "-y", "-i", str(video)]
+    for track in tracks:
+        command += ["-i", str(track.path)]
+    command += ["-map", "0:v", "-c:v", "copy"]
+    for number, track in enumerate(tracks):
+        command += ["-map", f"{number + 1}:0", f"-c:s:{number}", track.codec]
+        if track.language:
+            command += [f"-metadata:s:s:{number}", f"language={track.language}"]
+    if offset:
+        command += ["-output_ts_offset", str(offset)]
+    subprocess.run([*command, str(out)], check=True, capture_output=True)
+    return out
+
+
+def make_bitmap_subtitles(path: Path) -> Path:
+    """A Matroska file holding one DVD (bitmap) subtitle stream of one packet.
+    Its bytes are no real picture: readers must skip the stream unread."""
+    from fractions import Fraction
+
+    import av
+
+    with av.open(str(path), "w") as container:
+        stream = container.add_stream("dvd_subtitle")
+        packet = av.Packet(bytes(16))
+        packet.stream = stream
+        packet.time_base = Fraction(1, 1000)
+        packet.pts = packet.dts = 500
+        packet.duration = 1000
+        container.mux(packet)
+    return path

@@ -270,7 +270,7 @@ def test_ranking_across_modalities_follows_the_calibration(cli, library: Path, d
 
 
 def test_no_audio_leaves_sound_out_and_a_later_run_adds_it(cli, library: Path):
-    first = cli("index", library, "--no-audio")
+    first = cli("index", library, "--no-audio", "--no-speech")
     assert first.exit_code == 0
     assert "2 new" in first.stderr  # the video and the photo
     assert cli("search", "x", "--modality", "audio").exit_code == 2

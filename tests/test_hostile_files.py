@@ -67,7 +67,8 @@ from mediafind.cli import main
 library, fifo = sys.argv[1:]
 
 def stuck(path):
-    print("stuck", flush=True)
+    sys.stdout.write("stuck\\n")  # one write: two workers may get here at once
+    sys.stdout.flush()
     open(fifo).read()  # a FIFO with no writer: blocks forever
 
 index_module.content_hash = stuck
@@ -86,7 +87,9 @@ def test_sigterm_ends_a_run_whose_worker_is_stuck(tmp_path: Path, library: Path)
         text=True,
         env=dict(os.environ),
     )
-    assert run.stdout is not None and run.stdout.readline().strip() == "stuck"
+    assert run.stdout is not None
+    first = run.stdout.readline().strip()
+    assert first == "stuck", (first, run.stderr.read() if run.poll() is not None else "")
     time.sleep(0.5)
     run.send_signal(signal.SIGTERM)
     try:

@@ -17,7 +17,7 @@ from fake_modality import FakeEmbedder, unit
 from mediafind import config, modalities
 from mediafind.db import NewSegment, Store
 from mediafind.index import index_paths
-from mediafind.modalities.base import Decoded, DecodeOptions, Example, Modality, Progress
+from mediafind.modalities.base import Decoded, DecodeOptions, Example, Progress, VectorModality
 from mediafind.query import combined_score, search
 from mediafind.status import index_status
 
@@ -31,7 +31,7 @@ def brightness_vector(image: Any) -> np.ndarray:
     return unit(np.array([np.cos(angle), np.sin(angle)]))
 
 
-class Brightness(Modality):
+class Brightness(VectorModality):
     name = "brightness"
     noun = "brightness"
     kinds = ("image",)

@@ -17,7 +17,17 @@ def test_json_contract(cli, library: Path):
     results = json.loads(cli("search", "sunset", "--json").stdout)
     assert len(results) == len(COLORS)
     for item in results:
-        assert list(item) == ["path", "kind", "score", "start", "end", "modality", "moments"]
+        assert list(item) == [
+            "path",
+            "kind",
+            "score",
+            "start",
+            "end",
+            "modality",
+            "moments",
+            "text",
+        ]
+        assert item["text"] is None  # photos say nothing
         assert Path(item["path"]).is_absolute()
         assert item["kind"] == "image"
         assert isinstance(item["score"], float)

@@ -52,7 +52,8 @@ def test_videos_are_indexed_with_moments(cli, media: Path):
             (m["score"] for m in item["moments"]), reverse=True
         )
         assert item["score"] == pytest.approx(item["moments"][0]["score"])
-        assert set(item["moments"][0]) == {"start", "end", "score", "modality"}
+        assert set(item["moments"][0]) == {"start", "end", "score", "modality", "text"}
+        assert item["moments"][0]["text"] is None and item["text"] is None  # nothing said
 
 
 @pytest.mark.parametrize("scene", range(len(SCENES)))

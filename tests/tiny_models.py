@@ -7,6 +7,7 @@ so tests exercise real open_clip forward passes in milliseconds, offline.
 from __future__ import annotations
 
 import json
+import tempfile
 from pathlib import Path
 
 TINY_CLIP_CONFIG = {
@@ -91,4 +92,297 @@ def build_tiny_clap(folder: Path, seed: int = 0) -> Path:
     # applies; "rand_trunc" is what unfused CLAP checkpoints ship with.
     extractor = ClapFeatureExtractor(truncation="rand_trunc")
     ClapProcessor(feature_extractor=extractor, tokenizer=tokenizer).save_pretrained(str(folder))
+    return folder
+
+
+# A tiny faster-whisper (CTranslate2) model: a byte-level BPE trained here on a
+# few sentences, Whisper's special tokens in Whisper's order, a random-weight
+# transformers Whisper converted by CTranslate2's own converter. Random weights
+# say nonsense, with timestamps that can fall past the end of the audio.
+
+# Whisper's 99 language codes, in token order (<|en|> ... <|su|>), as in
+# faster_whisper.tokenizer._LANGUAGE_CODES / openai whisper tokenizer.LANGUAGES.
+LANGUAGES = [
+    "en",
+    "zh",
+    "de",
+    "es",
+    "ru",
+    "ko",
+    "fr",
+    "ja",
+    "pt",
+    "tr",
+    "pl",
+    "ca",
+    "nl",
+    "ar",
+    "sv",
+    "it",
+    "id",
+    "hi",
+    "fi",
+    "vi",
+    "he",
+    "uk",
+    "el",
+    "ms",
+    "cs",
+    "ro",
+    "da",
+    "hu",
+    "ta",
+    "no",
+    "th",
+    "ur",
+    "hr",
+    "bg",
+    "lt",
+    "la",
+    "mi",
+    "ml",
+    "cy",
+    "sk",
+    "te",
+    "fa",
+    "lv",
+    "bn",
+    "sr",
+    "az",
+    "sl",
+    "kn",
+    "et",
+    "mk",
+    "br",
+    "eu",
+    "is",
+    "hy",
+    "ne",
+    "mn",
+    "bs",
+    "kk",
+    "sq",
+    "sw",
+    "gl",
+    "mr",
+    "pa",
+    "si",
+    "km",
+    "sn",
+    "yo",
+    "so",
+    "af",
+    "oc",
+    "ka",
+    "be",
+    "tg",
+    "sd",
+    "gu",
+    "am",
+    "yi",
+    "lo",
+    "uz",
+    "fo",
+    "ht",
+    "ps",
+    "tk",
+    "nn",
+    "mt",
+    "sa",
+    "lb",
+    "my",
+    "bo",
+    "tl",
+    "mg",
+    "as",
+    "tt",
+    "haw",
+    "ln",
+    "ha",
+    "ba",
+    "jw",
+    "su",
+]
+
+SPECIALS_AFTER_LANGS = (
+    "<|translate|>",
+    "<|transcribe|>",
+    "<|startoflm|>",
+    "<|startofprev|>",
+    "<|nocaptions|>",
+    "<|notimestamps|>",
+)
+N_TIMESTAMPS = 1501  # <|0.00|> ... <|30.00|>
+
+_SENTENCES = [
+    "The quarterly report shows that revenue grew by twelve percent.",
+    "Please remember to bring the orange notebook to the meeting on Thursday.",
+    "Sprint goal: orchid migration. Welcome to Briskwater harbour lights festival.",
+    "hello world, this is a tiny whisper model built offline for tests.",
+    "one two three four five six seven eight nine ten zero",
+]
+
+
+def _build_tokenizer(multilingual_ids: bool, vocab_pad_to: int | None):
+    """Byte-level BPE + Whisper's special tokens in Whisper's order.
+
+    vocab_pad_to: if set, the text vocabulary is padded with unreachable filler tokens to
+    this many entries, so that <|endoftext|> gets id `vocab_pad_to` as in the real models
+    (50257 multilingual, 50256 English-only).
+    """
+    from tokenizers import Tokenizer, decoders, models, pre_tokenizers, trainers
+
+    tok = Tokenizer(models.BPE())
+    tok.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
+    tok.decoder = decoders.ByteLevel()
+    trainer = trainers.BpeTrainer(
+        vocab_size=400,
+        initial_alphabet=pre_tokenizers.ByteLevel.alphabet(),
+        show_progress=False,
+    )
+    tok.train_from_iterator(_SENTENCES * 4, trainer=trainer)
+
+    if vocab_pad_to is not None:
+        data = json.loads(tok.to_str())
+        vocab = data["model"]["vocab"]
+        i = 0
+        # CTranslate2 >= 4.7 (PR #2000, src/models/whisper.cc) decides is_multilingual by
+        # `vocabulary.to_id("") != unk_id`: the multilingual Whisper vocabulary has an
+        # empty-string text token at id 50256 (the English-only one does not).
+        target = vocab_pad_to - 1 if multilingual_ids else vocab_pad_to
+        while len(vocab) < target:
+            name = f"~{i}~"  # printable ASCII: valid for the ByteLevel decoder; never merged
+            if name not in vocab:
+                vocab[name] = len(vocab)
+            i += 1
+        if multilingual_ids:
+            vocab[""] = len(vocab)
+        tok = Tokenizer.from_str(json.dumps(data))
+
+    specials = ["<|endoftext|>", "<|startoftranscript|>"]
+    specials += [f"<|{code}|>" for code in LANGUAGES]
+    specials += list(SPECIALS_AFTER_LANGS)
+    specials += ["<|%.2f|>" % (i * 0.02) for i in range(N_TIMESTAMPS)]
+    tok.add_special_tokens(specials)
+    return tok
+
+
+def build_tiny_whisper(
+    folder: Path,
+    seed: int = 0,
+    *,
+    d_model: int = 64,
+    encoder_layers: int = 1,
+    decoder_layers: int = 1,
+    heads: int = 2,
+    ffn_dim: int | None = None,
+    n_mels: int = 80,
+    multilingual: bool = False,
+    real_vocab: bool = False,
+    quantization: str | None = None,
+) -> Path:
+    """Write a random-weight CTranslate2 Whisper model to `folder` and return it.
+
+    `folder` must not exist or be empty. Deterministic for a given seed (weights come from
+    torch.manual_seed(seed)). quantization: None keeps float32 weights in model.bin; "int8"
+    stores int8 weights (smaller, faster to load; the compute_type passed to WhisperModel
+    decides the compute precision either way).
+    """
+    import torch
+    import transformers
+    from ctranslate2.converters import TransformersConverter
+
+    folder = Path(folder)
+    if folder.exists() and any(folder.iterdir()):
+        raise FileExistsError(f"{folder} is not empty")
+
+    pad_to = None
+    if real_vocab or multilingual:
+        pad_to = 50257 if multilingual else 50256
+    tok = _build_tokenizer(multilingual, pad_to)
+    vocab_size = tok.get_vocab_size()
+    if multilingual:
+        assert vocab_size == 51865, vocab_size
+    elif real_vocab:
+        assert vocab_size == 51864, vocab_size
+
+    eot = tok.token_to_id("<|endoftext|>")
+    sot = tok.token_to_id("<|startoftranscript|>")
+    no_ts = tok.token_to_id("<|notimestamps|>")
+    lang_to_id = {f"<|{c}|>": tok.token_to_id(f"<|{c}|>") for c in LANGUAGES}
+
+    config = transformers.WhisperConfig(
+        vocab_size=vocab_size,
+        num_mel_bins=n_mels,
+        d_model=d_model,
+        encoder_layers=encoder_layers,
+        decoder_layers=decoder_layers,
+        encoder_attention_heads=heads,
+        decoder_attention_heads=heads,
+        encoder_ffn_dim=ffn_dim or 4 * d_model,
+        decoder_ffn_dim=ffn_dim or 4 * d_model,
+        max_source_positions=1500,
+        max_target_positions=448,
+        bos_token_id=eot,
+        eos_token_id=eot,
+        pad_token_id=eot,
+        decoder_start_token_id=sot,
+        suppress_tokens=[],
+        begin_suppress_tokens=[eot],
+    )
+    torch.manual_seed(seed)
+    model = transformers.WhisperForConditionalGeneration(config).eval()
+
+    gen = transformers.GenerationConfig(
+        decoder_start_token_id=sot,
+        bos_token_id=eot,
+        eos_token_id=eot,
+        pad_token_id=eot,
+        no_timestamps_token_id=no_ts,
+        lang_to_id=lang_to_id,
+        task_to_id={
+            "translate": tok.token_to_id("<|translate|>"),
+            "transcribe": tok.token_to_id("<|transcribe|>"),
+        },
+        is_multilingual=multilingual,
+        suppress_tokens=[],
+        begin_suppress_tokens=[eot],
+        # (layer, head) pairs used by word_timestamps' cross-attention DTW
+        alignment_heads=[[decoder_layers - 1, h] for h in range(heads)],
+        max_length=448,
+    )
+    model.generation_config = gen
+
+    with tempfile.TemporaryDirectory(prefix="tiny-whisper-hf-") as hf:
+        hf = Path(hf)
+        model.save_pretrained(hf)
+        fast = transformers.PreTrainedTokenizerFast(
+            tokenizer_object=tok,
+            bos_token="<|endoftext|>",
+            eos_token="<|endoftext|>",
+            unk_token="<|endoftext|>",
+        )
+        fast.save_pretrained(hf)
+        tok.save(str(hf / "tokenizer.json"))  # the exact tokenizers.Tokenizer
+        TransformersConverter(str(hf), copy_files=["tokenizer.json"]).convert(
+            str(folder), quantization=quantization, force=True
+        )
+
+    # The converter writes the vocabulary from the transformers tokenizer's get_vocab(),
+    # which need not match the ids of tokenizer.json; rewrite it in id order.
+    tokens = [tok.id_to_token(i) for i in range(vocab_size)]
+    (folder / "vocabulary.json").write_text(json.dumps(tokens, ensure_ascii=False))
+    (folder / "preprocessor_config.json").write_text(
+        json.dumps(
+            {
+                "chunk_length": 30,
+                "feature_size": n_mels,
+                "hop_length": 160,
+                "n_fft": 400,
+                "n_samples": 480000,
+                "nb_max_frames": 3000,
+                "sampling_rate": 16000,
+            }
+        )
+    )
     return folder

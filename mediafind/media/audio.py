@@ -165,3 +165,53 @@ def audio_windows(
         raise MediaError(f"cannot decode audio ({one_line(error)})") from error
     finally:
         container.close()
+
+
+def audio_pieces(
+    path: str,
+    *,
+    rate: int,
+    piece_seconds: float,
+    report: AudioReport | None = None,
+    progress: Callable[[float, float], None] | None = None,
+) -> Iterator[tuple[float, np.ndarray]]:
+    """`path`'s sound in consecutive pieces of `piece_seconds` (the last one
+    shorter), mono float32 at `rate`, with each piece's start in seconds:
+    memory holds one piece, whatever the recording's length. Same `report`,
+    `progress` and errors as `audio_windows`."""
+    import numpy as np
+
+    report = report if report is not None else AudioReport()
+    size = max(1, round(piece_seconds * rate))
+    container = open_media(path, "audio file")
+    try:
+        report.captured_at = container_capture_time(container)
+        stream = default_audio_stream(container)
+        if stream is None:
+            return
+        declared = _declared_seconds(container, stream)
+        pending: list[np.ndarray] = []
+        held = 0
+        start = 0
+        for chunk in _decoded_chunks(container, stream, rate, report):
+            pending.append(chunk)
+            held += len(chunk)
+            while held >= size:
+                joined = np.concatenate(pending)
+                yield start / rate, joined[:size]
+                start += size
+                rest = joined[size:]
+                pending, held = [rest], len(rest)
+                if progress is not None:
+                    progress(start / rate, declared)
+        report.duration = (start + held) / rate
+        if held:
+            yield start / rate, np.concatenate(pending)
+        if start + held == 0 and report.problem:
+            raise MediaError(f"no sound could be decoded ({report.problem})")
+    except MediaError:
+        raise
+    except Exception as error:
+        raise MediaError(f"cannot decode audio ({one_line(error)})") from error
+    finally:
+        container.close()

@@ -15,7 +15,17 @@ from typing import TYPE_CHECKING
 from mediafind import config
 from mediafind.errors import IndexEmptyError, UsageError
 from mediafind.modalities.audio import Audio
-from mediafind.modalities.base import Decoded, DecodeOptions, Embedder, Example, Modality
+from mediafind.modalities.base import (
+    Decoded,
+    DecodeOptions,
+    Embedder,
+    Example,
+    Modality,
+    Model,
+    VectorModality,
+    WordsModality,
+)
+from mediafind.modalities.speech import Speech
 from mediafind.modalities.visual import Visual
 
 if TYPE_CHECKING:
@@ -27,6 +37,9 @@ __all__ = [
     "Embedder",
     "Example",
     "Modality",
+    "Model",
+    "VectorModality",
+    "WordsModality",
     "for_kind",
     "get",
     "modalities",
@@ -93,7 +106,7 @@ def models_for_index(
     precision: str | None = None,
     skip: Collection[str] = (),
     searching: bool = False,
-) -> dict[str, Embedder]:
+) -> dict[str, Model]:
     """The model each modality uses with this index (nothing is loaded yet).
 
     For each modality: the model asked for in `requests` (by modality name; a
@@ -115,7 +128,7 @@ def models_for_index(
             raise IndexEmptyError(
                 f"the index {store.path} is empty; add media with: mediafind index FOLDER"
             )
-    models: dict[str, Embedder] = {}
+    models: dict[str, Model] = {}
     for modality in modalities():
         if modality.name in skip or (searching and modality.name not in spaces):
             continue
@@ -133,7 +146,9 @@ def models_for_index(
         if searching and space is not None:
             chosen_precision = space.precision  # queries as the vectors were made
         else:
-            held = [space, *spaces.values()] if space is not None else list(spaces.values())
+            # A modality new to the index follows the vectors it already holds
+            # (words have no precision to follow).
+            held = [s for s in (space, *spaces.values()) if s is not None and not s.words]
             chosen_precision = precision or (held[0].precision if held else "fp32")
         models[modality.name] = modality.embedder(choice, device, chosen_precision)
     return models
@@ -141,3 +156,4 @@ def models_for_index(
 
 register(Visual())
 register(Audio())
+register(Speech())

@@ -11,8 +11,8 @@ from mediafind.modalities.base import (
     Decoded,
     DecodeOptions,
     Example,
-    Modality,
     Progress,
+    VectorModality,
     mean_direction,
 )
 
@@ -22,7 +22,7 @@ if TYPE_CHECKING:
     from mediafind.models.clap import ClapEmbedder
 
 
-class Audio(Modality):
+class Audio(VectorModality):
     name = "audio"
     noun = "sound"
     kinds = ("audio", "video")

@@ -25,8 +25,8 @@ if TYPE_CHECKING:
     from mediafind.events import ModelPreparing, ModelReady
 
 
-class Embedder(Protocol):
-    """A model that turns prepared inputs and query texts into unit vectors."""
+class Model(Protocol):
+    """What every modality's model is: named, identified, checked, prepared."""
 
     precision: str
     notes: list[str]
@@ -37,22 +37,16 @@ class Embedder(Protocol):
 
     @property
     def key(self) -> str:
-        """What identifies its vectors: two keys' vectors are never compared."""
+        """What identifies its output: two keys' vectors or words are never mixed."""
         ...
 
     @property
-    def dim(self) -> int: ...
+    def dim(self) -> int:
+        """Its vectors' dimension; 0 for a model that reads words."""
+        ...
 
     @property
     def batch_size(self) -> int: ...
-
-    def embed_batch(self, inputs: Sequence[Any]) -> np.ndarray:
-        """Unit vectors, one row per prepared input (see the modality's `decode`)."""
-        ...
-
-    def embed_texts(self, texts: Sequence[str]) -> np.ndarray:
-        """Unit vectors of query texts, in the same space as `embed_batch`'s."""
-        ...
 
     def problem(self) -> MediafindError | None:
         """Why the model cannot be had, found cheaply, or None."""
@@ -63,12 +57,26 @@ class Embedder(Protocol):
         ...
 
 
+class Embedder(Model, Protocol):
+    """A model that turns prepared inputs and query texts into unit vectors."""
+
+    def embed_batch(self, inputs: Sequence[Any]) -> np.ndarray:
+        """Unit vectors, one row per prepared input (see the modality's `decode`)."""
+        ...
+
+    def embed_texts(self, texts: Sequence[str]) -> np.ndarray:
+        """Unit vectors of query texts, in the same space as `embed_batch`'s."""
+        ...
+
+
 @dataclass(frozen=True)
 class DecodeOptions:
     """What decoding may be told by the user (each modality reads its own)."""
 
     # Longest stretch of a video without a kept frame, in seconds.
     max_gap: float = 10.0
+    # The language spoken (speech), when the user knows it: else detected.
+    language: str | None = None
 
 
 @dataclass
@@ -84,6 +92,9 @@ class Decoded:
     captured_at: float | None = None
     # Why only part of the file could be read (kept, and said).
     partial: str | None = None
+    # A words modality's segments hold words (one text per segment), not inputs.
+    texts: list[str] = field(default_factory=list)
+    language: str | None = None
 
 
 # How decoding reports how far into a long file it is: (seconds, duration).
@@ -99,7 +110,16 @@ class Example:
 
 
 class Modality(ABC):
-    """One way of matching media, backed by one model that makes vectors."""
+    """One way of matching media, backed by one model.
+
+    A "vectors" modality's model embeds the segments' inputs in batches
+    (`decode` prepares them in worker threads). A "words" modality reads words
+    (what is said, what is written): `decode` runs its model too, file by
+    file, and returns texts; its pass runs after every file has its vectors,
+    since reading words is slow and search works without them meanwhile.
+    """
+
+    family: ClassVar[str] = "vectors"
 
     name: ClassVar[str]  # as stored in the index and given to --modality
     # What it reads, in a person's words: "picture", "sound" (in messages).
@@ -120,7 +140,7 @@ class Modality(ABC):
     example_kinds: ClassVar[tuple[str, ...]]
 
     @abstractmethod
-    def embedder(self, choice: Choice, device: str, precision: str) -> Embedder:
+    def embedder(self, choice: Choice, device: str, precision: str) -> Model:
         """The model `choice` names (nothing is loaded yet)."""
 
     @abstractmethod
@@ -129,11 +149,6 @@ class Modality(ABC):
     ) -> Decoded:
         """Read one file into model inputs and segments (in a worker thread).
         Raises MediaError when the file cannot be read for this modality."""
-
-    @abstractmethod
-    def embed_example(self, example: Example, embedder: Any) -> np.ndarray:
-        """One unit vector for a file given as an example (not indexed, or changed).
-        Raises UsageError naming the example when it cannot be read."""
 
     def essential(self, kind: str) -> bool:
         """Whether a file of `kind` fails when this modality cannot read it (else
@@ -150,3 +165,29 @@ def mean_direction(vectors: Any) -> np.ndarray:
 
     mean = np.asarray(vectors).mean(axis=0)
     return np.asarray(mean / max(float(np.linalg.norm(mean)), 1e-12), dtype=np.float32)
+
+
+class VectorModality(Modality):
+    """A modality whose model embeds segments, compared with queries by cosine."""
+
+    family: ClassVar[str] = "vectors"
+
+    @abstractmethod
+    def embedder(self, choice: Choice, device: str, precision: str) -> Embedder:
+        """The model `choice` names (nothing is loaded yet)."""
+
+    @abstractmethod
+    def embed_example(self, example: Example, embedder: Any) -> np.ndarray:
+        """One unit vector for a file given as an example (not indexed, or changed).
+        Raises UsageError naming the example when it cannot be read."""
+
+
+class WordsModality(Modality):
+    """A modality whose model reads words, matched with queries as words."""
+
+    family: ClassVar[str] = "words"
+
+    @abstractmethod
+    def example_words(self, example: Example, embedder: Any) -> str:
+        """What a file given as an example holds in words (not indexed, or
+        changed). Raises UsageError naming the example when it cannot be read."""

@@ -12,8 +12,8 @@ from mediafind.modalities.base import (
     Decoded,
     DecodeOptions,
     Example,
-    Modality,
     Progress,
+    VectorModality,
     mean_direction,
 )
 
@@ -23,7 +23,7 @@ if TYPE_CHECKING:
     from mediafind.models.clip import ClipEmbedder
 
 
-class Visual(Modality):
+class Visual(VectorModality):
     name = "visual"
     noun = "picture"
     kinds = ("image", "video")
