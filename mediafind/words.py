@@ -1,12 +1,13 @@
 """Matching words: what is said (speech) and written (text) against a query.
 
 A segment matches when it holds every word of the query, each as a word
-(stemmed, diacritics folded: `candles` finds `candle`, `cafe` finds `café`) or,
-for words of three characters or more, as a substring (OCR drops spaces:
-`GATEB12DEPARTURES` holds `gate` and `b12`; Chinese and Japanese are written
-without spaces, so their words are found as substrings from two characters).
-A phrase in quotes must appear as a phrase. Short words match only as words,
-so `of` or `to` never match inside other words.
+(stemmed, diacritics folded: `candles` finds `candle`, `cafe` finds `café`) or
+as a substring, when the word is long enough not to turn up by accident:
+four characters, or three with a digit (OCR drops spaces: `GATEB12DEPARTURES`
+holds `gate` and `b12`), or two in scripts written without spaces (Chinese
+and Japanese words are found inside phrases). A phrase in quotes must appear
+as a phrase. Short words match only as words, so `own` never matches inside
+`town`.
 
 Scores are put on the scale of the other modalities' calibrated scores by
 asking how unusual such a match is in this index: if a segment matches the
@@ -28,9 +29,10 @@ from statistics import NormalDist
 
 from mediafind.db import Filters, SegmentHit, Space, Store, fold
 
-# Substrings shorter than this match too much by accident (`or` in `world`),
-# except in scripts written without spaces (see `_unspaced`).
-MIN_SUBSTRING = 3
+# Substrings shorter than this match too much by accident (`own` in `town`),
+# except codes with a digit from three characters (`b12`) and scripts
+# written without spaces from two (see `_substring`).
+MIN_SUBSTRING = 4
 # An example (a recording used with --like) is matched by its rarest words.
 EXAMPLE_TERMS = 40
 # Within one level of match, bm25 moves a score by at most this much.
@@ -93,7 +95,11 @@ def _substring(term: Term) -> str | None:
     text = fold(term.text)
     if term.phrase:
         text = "".join(text.split())
-    if len(text) >= MIN_SUBSTRING or (_unspaced(text) and len(text) >= 2):
+    if (
+        len(text) >= MIN_SUBSTRING
+        or (len(text) >= 3 and any(char.isdigit() for char in text))
+        or (_unspaced(text) and len(text) >= 2)
+    ):
         return text
     return None
 
@@ -150,7 +156,7 @@ def _any_terms(store: Store, space: Space, example: str) -> dict[int, tuple[int,
     from its rarest words, at least two shared (or its only one)."""
     found: list[tuple[int, dict[int, float], set[int]]] = []
     for term in terms(example.replace('"', " ")):
-        if _substring(term) is None and len(term.text) < MIN_SUBSTRING:
+        if _substring(term) is None and len(term.text) < 3:
             continue  # "a", "of": shared by everything
         as_words, anywhere = _matching(store, space, term)
         if anywhere:
