@@ -76,7 +76,8 @@ def run_index(photos: Path, model: str, setup: str, db: Path) -> float:
     flags, extra_env = SETUPS[setup]
     started = time.perf_counter()
     subprocess.run(
-        [*INDEX, str(photos), "--db", str(db), "--model", model, "--no-audio", *flags],
+        # Pictures only: the words pass (text) has its own bench, ocr_speed.py.
+        [*INDEX, str(photos), "--db", str(db), "--model", model, "--no-audio", "--no-text", *flags],
         check=True,
         env={**os.environ, "PYTHONUNBUFFERED": "1", **extra_env},
     )

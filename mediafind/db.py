@@ -264,8 +264,13 @@ class Part:
     segments: Sequence[NewSegment]
     vectors: Any = ()
     texts: Sequence[str] = ()
-    # The language of a words part (speech), stored on the file.
+    # Where each text is in the picture (text): JSON (left, top, right, bottom)
+    # as fractions of the width and height; empty when the part has none.
+    boxes: Sequence[str | None] = ()
+    # The language of a words part that hears one (speech), stored on the file;
+    # a part that does not (text) leaves the file's language as it is.
     language: str | None = None
+    detects_language: bool = False
 
 
 @dataclass(frozen=True)
@@ -706,6 +711,34 @@ class Store:
         row = self.conn.execute("SELECT path FROM files WHERE id = ?", (file_id,)).fetchone()
         return path_from_row(row[0]) if row else None
 
+    def file_by_id(self, file_id: int) -> FileRecord | None:
+        """The file row with this id (failed files included), or None."""
+        row = self.conn.execute(
+            f"SELECT {self._FILE_COLUMNS} FROM files WHERE id = ?", (file_id,)
+        ).fetchone()
+        return FileRecord(row[0], path_from_row(row[1]), *row[2:]) if row else None
+
+    def files_at(self, paths: Sequence[str]) -> dict[str, FileRecord]:
+        """The file rows of these exact paths, by path (the results of a search)."""
+        found: dict[str, FileRecord] = {}
+        for start in range(0, len(paths), 500):
+            chunk = [stored_path(path) for path in paths[start : start + 500]]
+            for row in self.conn.execute(
+                f"SELECT {self._FILE_COLUMNS} FROM files "
+                f"WHERE path IN ({','.join('?' * len(chunk))})",
+                chunk,
+            ):
+                path = path_from_row(row[1])
+                found[path] = FileRecord(row[0], path, *row[2:])
+        return found
+
+    def content_hashes(self) -> set[str]:
+        """The content hash of every indexed file (what thumbnails are named by)."""
+        rows = self.conn.execute(
+            "SELECT DISTINCT content_hash FROM files WHERE content_hash IS NOT NULL"
+        )
+        return {row[0] for row in rows}
+
     def files_missing_from(self, space: Space, kinds: Sequence[str]) -> int:
         """How many indexed files of `kinds` have no vectors in `space` yet."""
         marks = ",".join("?" * len(kinds))
@@ -818,14 +851,19 @@ class Store:
             )
             rows.append((cursor.lastrowid, value))
         if space.words:
+            boxes = list(part.boxes) or [None] * len(rows)
             self.conn.executemany(
-                "INSERT INTO segment_words (segment_id, space_id, text, folded) "
-                "VALUES (?, ?, ?, ?)",
-                [(segment_id, space.id, text, fold(text)) for segment_id, text in rows],
+                "INSERT INTO segment_words (segment_id, space_id, text, folded, box) "
+                "VALUES (?, ?, ?, ?, ?)",
+                [
+                    (segment_id, space.id, text, fold(text), box)
+                    for (segment_id, text), box in zip(rows, boxes, strict=True)
+                ],
             )
-            self.conn.execute(
-                "UPDATE files SET language = ? WHERE id = ?", (part.language, file_id)
-            )
+            if part.detects_language:
+                self.conn.execute(
+                    "UPDATE files SET language = ? WHERE id = ?", (part.language, file_id)
+                )
         else:
             self._insert_vectors(space, [(sid, _floats(v), kind) for sid, v in rows])
         # Recorded even with no segments (a silent recording, a video without
@@ -960,8 +998,9 @@ class Store:
                     (file_id, modality, start, end),
                 )
                 self.conn.execute(
-                    "INSERT INTO segment_words (segment_id, space_id, text, folded) "
-                    "SELECT ?, space_id, text, folded FROM segment_words WHERE segment_id = ?",
+                    "INSERT INTO segment_words (segment_id, space_id, text, folded, box) "
+                    "SELECT ?, space_id, text, folded, box FROM segment_words "
+                    "WHERE segment_id = ?",
                     (cursor.lastrowid, old_id),
                 )
                 for space in spaces:

@@ -260,6 +260,12 @@ def m007_words(conn: Any) -> None:
     )
 
 
+def m008_text_boxes(conn: Any) -> None:
+    """Where a text segment's words are in the picture (JSON fractions), for
+    the results page; NULL for speech."""
+    _execute_all(conn, "ALTER TABLE segment_words ADD COLUMN box TEXT;")
+
+
 MIGRATIONS: list[Migration] = [
     m001_initial,
     m002_space_stats,
@@ -268,4 +274,5 @@ MIGRATIONS: list[Migration] = [
     m005_forgotten_and_root_excludes,
     m006_modalities_are_not_a_fixed_list,
     m007_words,
+    m008_text_boxes,
 ]

@@ -305,6 +305,7 @@ def _words(text: str, query: str | None) -> Text:
     """A matched phrase for the table, the query's words in bold."""
     from mediafind.words import highlight_spans
 
+    text = one_row(text)
     shown = Text(f"“{printable(text)}”", style="italic")
     if query and len(printable(text)) == len(text):
         for start, end in highlight_spans(text, query):
@@ -317,12 +318,17 @@ def print_results_table(
     stream: IO[str] | None = None,
     console: Console | None = None,
     query: str | None = None,
+    previews: Sequence[Any] | None = None,
 ) -> None:
+    """The results for people; `previews`, one picture (or "") per result,
+    adds a column of thumbnails (mediafind.preview makes them)."""
     console = console or Console(file=stream or sys.stdout, highlight=False)
     # The moment column appears once there are moments to show (videos, audio).
     with_moments = any(result.start is not None for result in results)
     table = Table(box=None, pad_edge=False, header_style="bold")
     table.add_column("#", justify="right")
+    if previews is not None:
+        table.add_column("")
     table.add_column("score", justify="right")
     table.add_column("kind")
     if with_moments:
@@ -330,6 +336,8 @@ def print_results_table(
     table.add_column("path", overflow="fold")
     for rank, result in enumerate(results, start=1):
         cells = [str(rank), f"{result.score:.3f}", result.kind]
+        if previews is not None:
+            cells.insert(1, previews[rank - 1])
         if with_moments:
             cells.append(format_time(result.start))
         path = Text(printable(result.path))
@@ -449,7 +457,7 @@ def format_result(
         "end": "" if result.end is None else f"{result.end:.1f}",
         "modality": result.modality,
         "rank": str(rank),
-        "text": result.text or "",
+        "text": one_row(result.text or ""),
     }
     return "".join(
         literal + ("" if field is None else format(fields[field], spec))
@@ -464,9 +472,10 @@ def print_results(
     null: bool = False,
     stream: IO[str] | None = None,
     query: str | None = None,
+    previews: Sequence[Any] | None = None,
 ) -> None:
-    """Results as a table (the query's words marked in matched phrases), --json,
-    --jsonl, --paths or --format."""
+    """Results as a table (the query's words marked in matched phrases; with
+    `previews`, thumbnails), --json, --jsonl, --paths or --format."""
     out = stream or sys.stdout
     if style == "json":
         print_results_json(results, out)
@@ -482,22 +491,39 @@ def print_results(
         lines = [format_result(pieces, r, rank) + end for rank, r in enumerate(results, start=1)]
         _write_exact(out, "".join(lines))
     elif results:
-        print_results_table(results, out, query=query)
+        print_results_table(results, out, query=query, previews=previews)
 
 
 # Files shown per list in `status`; the rest are counted.
 STATUS_LIST = 10
 
 
+def _unit(modality: str) -> str:
+    """What one segment of a words modality is called (phrase, text block)."""
+    from mediafind import modalities
+
+    known = {m.name: m.unit for m in modalities.modalities()}
+    return known.get(modality, "segment")
+
+
+def one_row(text: str) -> str:
+    """A text of several lines (a sign read off a photo) on one row: lines
+    joined with ` / ` (JSON keeps the line breaks)."""
+    return " / ".join(line.strip() for line in text.splitlines() if line.strip())
+
+
 def print_status(status: IndexStatus, stream: IO[str] | None = None) -> None:
     """What the index holds, one `name  value` line each, aligned, never padded
     at the end (so it reads well piped into grep or a file)."""
     rows: list[tuple[str, str]] = [("index", f"{status.db_path} ({_human_bytes(status.db_bytes)})")]
+    thumbnails = status.thumbnails
+    kept = f"{count(thumbnails.files, 'thumbnail')} ({_human_bytes(thumbnails.bytes)})"
+    rows.append(("thumbnails", f"{kept} in {status.thumbnails_path}"))
     for model in status.models:
         state = "" if model.active else " (re-embedding, not yet searched)"
         precision = " in int8" if model.precision == "int8" else ""
         held = (
-            count(model.vectors, "phrase")
+            count(model.vectors, _unit(model.modality))
             if model.dim == 0
             else f"{model.dim} dimensions, {model.vectors} vectors"
         )

@@ -82,6 +82,9 @@ def isolated_env(
     monkeypatch.setenv("HF_HUB_OFFLINE", "1")
     monkeypatch.setenv("HF_HOME", str(tmp_path / "hf-home"))
     monkeypatch.setenv("XDG_DATA_HOME", str(tmp_path / "xdg-data"))
+    # Thumbnails go to the per-user cache: never the real one, whose `prune`
+    # would drop what the test's index does not hold.
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "xdg-cache"))
     monkeypatch.setenv("NO_COLOR", "1")
     monkeypatch.setenv("COLUMNS", "200")
     yield
@@ -193,6 +196,7 @@ def cli() -> Cli:
 # migrations make an index with today's code, then turn it into what an older
 # mediafind left.
 UNDO_MIGRATION = {
+    8: ("ALTER TABLE segment_words DROP COLUMN box",),
     7: (
         "DROP TRIGGER segment_words_added",
         "DROP TRIGGER segment_words_removed",

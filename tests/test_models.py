@@ -142,7 +142,7 @@ def test_index_keeps_its_model_when_none_is_asked(cli, library: Path, other_clip
     assert cli("index", library).exit_code == 0
     assert cli("search", "x", "--paths").exit_code == 0
     status = json.loads(cli("status", "--json").stdout)
-    assert [m["model"] for m in status["models"]] == [other_clip]
+    assert [m["model"] for m in status["models"] if m["modality"] == "visual"] == [other_clip]
 
 
 def test_reembed_switches_model_and_keeps_search_whole(
@@ -161,7 +161,7 @@ def test_reembed_switches_model_and_keeps_search_whole(
     assert f"{len(COLORS)} re-embedded" in partial.stderr
     assert "1 files in other folders still need re-embedding" in partial.stderr
     status = json.loads(cli("status", "--json").stdout)
-    assert [(m["model"], m["active"]) for m in status["models"]] == [
+    assert [(m["model"], m["active"]) for m in status["models"] if m["modality"] == "visual"] == [
         (tiny_clip, True),
         (other_clip, False),
     ]
@@ -170,7 +170,9 @@ def test_reembed_switches_model_and_keeps_search_whole(
     done = cli("index", elsewhere, "--model", other_clip, "--reembed")
     assert done.exit_code == 0 and "still need" not in done.stderr
     status = json.loads(cli("status", "--json").stdout)
-    assert [(m["model"], m["active"]) for m in status["models"]] == [(other_clip, True)]
+    assert [(m["model"], m["active"]) for m in status["models"] if m["modality"] == "visual"] == [
+        (other_clip, True)
+    ]
     result = cli("search", "x", "--paths")
     assert len(result.stdout.splitlines()) == len(COLORS) + 1
     assert cli("search", "x", "--model", tiny_clip).exit_code == 2

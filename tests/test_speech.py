@@ -148,7 +148,7 @@ def decode(self, path, kind, embedder, options, progress):
     return real(self, path, kind, embedder, options, progress)
 Speech.decode = decode
 from mediafind.cli import main
-sys.argv = ["mediafind", "index", sys.argv[2]]
+sys.argv = ["mediafind", "index", sys.argv[2], "--no-text"]
 main()
 """
 
@@ -226,3 +226,175 @@ def test_a_moved_recording_keeps_its_transcript(cli, spoken, db_path: Path, monk
     assert "1 moved" in result.stderr
     assert counting.calls == 0
     assert [row[1:] for row in speech_segments(db_path)] == [row[1:] for row in before]
+
+
+SRT = """1
+00:00:01,000 --> 00:00:02,500
+Welcome to the Café Crème,
+<i>the best in town</i>
+
+2
+00:00:04,000 --> 00:00:05,800
+Happy birthday grandma!
+
+3
+00:00:07,000 --> 00:00:08,900
+東京の夜景がとても綺麗です
+"""
+
+
+@pytest.fixture
+def subtitled(tmp_path: Path) -> Path:
+    from media_factory import Shot, make_video
+
+    root = tmp_path / "videos"
+    shots = [Shot(3.0, COLORS["red"]), Shot(3.0, COLORS["blue"]), Shot(4.0, COLORS["green"])]
+    make_video(root / "party.mp4", shots)
+    (root / "party.srt").write_text(SRT, encoding="utf-8")
+    make_video(root / "other.mp4", [Shot(4.0, COLORS["yellow"])])
+    return root
+
+
+def search_json(cli, *args: str) -> list[dict]:  # type: ignore[no-untyped-def,type-arg]
+    result = cli("search", *args, "--json")
+    assert result.exit_code in (0, 1), result.stderr
+    return json.loads(result.stdout)
+
+
+def test_subtitles_are_searched_by_their_words_at_their_moment(cli, subtitled: Path, monkeypatch):
+    counting = Counting(monkeypatch)
+    assert cli("index", subtitled).exit_code == 0
+    assert counting.calls == 0  # subtitles are read, not transcribed
+    found = search_json(cli, "happy birthday grandma", "--modality", "speech")
+    assert [Path(r["path"]).name for r in found] == ["party.mp4"]
+    top = found[0]
+    assert (top["start"], top["end"]) == (4.0, 5.8)
+    assert top["modality"] == "speech" and top["text"] == "Happy birthday grandma!"
+    assert top["moments"][0]["text"] == "Happy birthday grandma!"
+    # Diacritics folded: cafe finds Café; markup gone; stems: "towns" finds town.
+    cafe = search_json(cli, "cafe creme towns", "--modality", "speech")
+    assert cafe[0]["text"] == "Welcome to the Café Crème, the best in town"
+    # Written without spaces: a word inside the phrase is found as a substring.
+    night = search_json(cli, "夜景", "--modality", "speech")
+    assert night and night[0]["start"] == 7.0
+    # A quoted phrase must appear as written.
+    assert search_json(cli, '"grandma happy"', "--modality", "speech") == []
+    # Short words never match inside others ("to" is no part of "town").
+    assert [r["text"] for r in search_json(cli, "own", "--modality", "speech")] == []
+
+
+def test_an_embedded_subtitle_stream_is_read(cli, subtitled: Path, tmp_path: Path):
+    from media_factory import SubtitleTrack, mux_subtitles
+
+    srt = subtitled / "party.srt"
+    inner = tmp_path / "inner"
+    inner.mkdir()
+    mux_subtitles(
+        subtitled / "party.mp4",
+        inner / "holiday.mkv",
+        [SubtitleTrack(srt, "srt", "fra")],
+    )
+    assert cli("index", inner).exit_code == 0
+    found = search_json(cli, "birthday", "--modality", "speech")
+    assert [(Path(r["path"]).name, r["start"], r["end"]) for r in found] == [
+        ("holiday.mkv", 4.0, 5.8)
+    ]
+    status = json.loads(cli("status", "--json").stdout)
+    assert status["languages"] == {"fra": 1}
+
+
+def test_words_in_the_table_format_and_transcript(cli, subtitled: Path):
+    cli("index", subtitled)
+    table = cli("search", "birthday", "--modality", "speech").stdout
+    assert "“Happy birthday grandma!”" in table
+    line = cli("search", "birthday", "--format", "{name}|{start}|{text}", "--limit", "1").stdout
+    assert line == "party.mp4|4.0|Happy birthday grandma!\n"
+    plain = cli("transcript", subtitled / "party.mp4").stdout
+    assert plain.splitlines()[1] == "[0:04] Happy birthday grandma!"
+    srt = cli("transcript", subtitled / "party.mp4", "--srt").stdout
+    assert "2\n00:00:04,000 --> 00:00:05,800\nHappy birthday grandma!\n" in srt
+    rows = json.loads(cli("transcript", subtitled / "party.mp4", "--json").stdout)
+    assert rows[2] == {"start": 7.0, "end": 8.9, "text": "東京の夜景がとても綺麗です"}
+    missing = cli("transcript", subtitled / "nowhere.mp4")
+    assert missing.exit_code == 2 and "not in the index" in missing.stderr
+
+
+def test_a_moment_both_seen_and_said_combines(cli, subtitled: Path, db_path: Path):
+    cli("index", subtitled)
+    found = search_json(cli, "happy birthday grandma")
+    party = next(r for r in found if Path(r["path"]).name == "party.mp4")
+    said = next(m for m in party["moments"] if m["modality"] == "speech")
+    # The file scores at least as its words alone (fused when a frame of the
+    # same moment matches the words too).
+    assert party["score"] >= said["score"]
+    assert {m["modality"] for m in party["moments"]} >= {"speech", "visual"}
+
+
+def test_a_recording_given_as_an_example_finds_what_says_the_same(
+    cli, tmp_path: Path, db_path: Path
+):
+    root = tmp_path / "memos"
+    recording(
+        root / "parking.wav",
+        [("say", "We parked the car on level three."), ("silence", 1.0)],
+        tmp_path,
+    )
+    recording(
+        root / "shopping.wav", [("say", "Buy milk, eggs and bread."), ("silence", 1.0)], tmp_path
+    )
+    cli("index", root)
+    excerpt = tmp_path / "excerpt.wav"
+    shutil.copy(root / "parking.wav", excerpt)  # the same speech, elsewhere
+    found = search_json(cli, "--like", str(excerpt), "--modality", "speech")
+    assert Path(found[0]["path"]).name == "parking.wav"
+
+
+def test_damaged_speech_keeps_the_files_sight_and_sound(cli, spoken, db_path: Path, monkeypatch):
+    import mediafind.modalities.speech as speech_module
+    from mediafind.errors import MediaError
+
+    root, _ = spoken
+
+    def broken(*args, **kwargs):  # type: ignore[no-untyped-def]
+        raise MediaError("cannot decode audio (Invalid data found when processing input)")
+
+    monkeypatch.setattr(speech_module, "_transcribed", broken)
+    result = cli("index", root)
+    assert result.exit_code == 0
+    assert "memo.wav: partly indexed: speech: cannot decode audio" in result.stderr
+    with Store.open(db_path, create=False) as store:
+        status, kinds = store.conn.execute(
+            "SELECT f.status, group_concat(DISTINCT s.modality) FROM files f "
+            "JOIN segments s ON s.file_id = f.id"
+        ).fetchone()
+    assert status == "partial" and kinds == "audio"
+
+
+def test_a_model_folder_without_its_tokenizer_is_refused(
+    cli, spoken, tmp_path: Path, tiny_whisper: str, monkeypatch
+):
+    root, _ = spoken
+    folder = tmp_path / "whisper"
+    shutil.copytree(tiny_whisper, folder)
+    (folder / "tokenizer.json").unlink()
+    monkeypatch.setenv("MEDIAFIND_SPEECH_MODEL", str(folder))
+    result = cli("index", root)
+    assert result.exit_code == 2
+    assert f"MEDIAFIND_SPEECH_MODEL={folder}: the folder {folder} lacks tokenizer.json" in (
+        result.stderr
+    )
+
+
+def test_the_language_can_be_given(cli, spoken, monkeypatch):
+    root, _ = spoken
+    seen: list[str | None] = []
+    real = WhisperTranscriber.transcribe
+
+    def recording_language(model, samples, offset, language):  # type: ignore[no-untyped-def]
+        seen.append(language)
+        return real(model, samples, offset, language)
+
+    monkeypatch.setattr(WhisperTranscriber, "transcribe", recording_language)
+    cli("index", root, "--language", "en")
+    assert seen and set(seen) == {"en"}
+    assert json.loads(cli("status", "--json").stdout)["languages"] == {"en": 1}

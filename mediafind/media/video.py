@@ -34,7 +34,7 @@ from __future__ import annotations
 import math
 from collections import deque
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from mediafind.errors import MediaError, one_line
@@ -94,6 +94,8 @@ class SampledVideo:
     keyframes_decoded: int = 0
     probes_decoded: int = 0
     captured_at: float | None = None
+    # When each kept frame was (also when they were handed out, not held).
+    times: list[float] = field(default_factory=list)
 
 
 @dataclass
@@ -456,13 +458,17 @@ def sample_frames(
     min_side: int,
     max_gap: float = DEFAULT_MAX_GAP,
     progress: Callable[[float, float], None] | None = None,
+    on_frame: Callable[[KeptFrame], None] | None = None,
 ) -> SampledVideo:
     """The frames of `path` worth embedding, in time order, upright.
 
     `progress` (optional) hears the time of each candidate frame looked at and
     the duration the file declares (0 when it declares none: shown, never
-    trusted). Raises MediaError when nothing can be decoded; when only part of
-    the file decodes, returns what did with `problem` set.
+    trusted). `on_frame` (optional) is handed each kept frame as it is kept,
+    and then the frames are not held: `frames` comes back empty and `times`
+    says when they were (memory stays one frame, however long the video).
+    Raises MediaError when nothing can be decoded; when only part of the file
+    decodes, returns what did with `problem` set.
     """
     if max_gap <= 0:
         raise ValueError("max_gap must be positive")
@@ -474,7 +480,7 @@ def sample_frames(
         sampled = SampledVideo([], 0.0, stream.width, stream.height)
         sampled.captured_at = container_capture_time(container)
         keyframes = _KeyframePass(container, stream, timeline, sampled)
-        selector = _Selector(max_gap, min_side)
+        selector = _Selector(max_gap, min_side, on_frame)
         for candidate in _candidates(path, keyframes, max_gap, sampled):
             selector.add(candidate)
             if progress is not None:
@@ -491,9 +497,10 @@ def sample_frames(
     finally:
         container.close()
 
-    if not selector.kept:
+    if not selector.times:
         raise MediaError(f"no frame could be decoded ({sampled.problem or 'empty video'})")
     sampled.frames = selector.kept
+    sampled.times = selector.times
     if selector.rotation % 180 == 90:
         sampled.width, sampled.height = sampled.height, sampled.width
     reached = selector.last_time
@@ -517,10 +524,14 @@ class _Selector:
     slow pan is one shot while a slow dissolve is not.
     """
 
-    def __init__(self, max_gap: float, min_side: int) -> None:
+    def __init__(
+        self, max_gap: float, min_side: int, on_frame: Callable[[KeptFrame], None] | None = None
+    ) -> None:
         self.max_gap = max_gap
         self.min_side = min_side
+        self.on_frame = on_frame
         self.kept: list[KeptFrame] = []
+        self.times: list[float] = []
         self.last_kept: _Candidate | None = None
         self.pending: _Candidate | None = None
         self.pending_novel = True
@@ -530,9 +541,14 @@ class _Selector:
         self.rotation = 0
 
     def _keep(self, candidate: _Candidate) -> None:
-        if not self.kept:
+        if not self.times:
             self.rotation = int(getattr(candidate.frame, "rotation", 0) or 0)
-        self.kept.append(KeptFrame(candidate.time, _upright_image(candidate.frame, self.min_side)))
+        frame = KeptFrame(candidate.time, _upright_image(candidate.frame, self.min_side))
+        self.times.append(candidate.time)
+        if self.on_frame is not None:
+            self.on_frame(frame)
+        else:
+            self.kept.append(frame)
         self.last_kept = candidate
 
     def _novel(self, candidate: _Candidate) -> bool:

@@ -26,6 +26,7 @@ from mediafind.modalities.base import (
     WordsModality,
 )
 from mediafind.modalities.speech import Speech
+from mediafind.modalities.text import Text
 from mediafind.modalities.visual import Visual
 
 if TYPE_CHECKING:
@@ -157,3 +158,4 @@ def models_for_index(
 register(Visual())
 register(Audio())
 register(Speech())
+register(Text())

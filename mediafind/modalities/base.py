@@ -94,6 +94,9 @@ class Decoded:
     partial: str | None = None
     # A words modality's segments hold words (one text per segment), not inputs.
     texts: list[str] = field(default_factory=list)
+    # Where each text is in the picture (JSON fractions), for words read off
+    # pictures; empty otherwise.
+    boxes: list[str | None] = field(default_factory=list)
     language: str | None = None
 
 
@@ -138,6 +141,10 @@ class Modality(ABC):
     skip_option: ClassVar[str | None] = None
     # The kinds of file it takes as examples (--like, similar).
     example_kinds: ClassVar[tuple[str, ...]]
+    # Whether it hears the language of a file (speech): stored on the file.
+    detects_language: ClassVar[bool] = False
+    # What one of its segments is called (status: "12 phrases").
+    unit: ClassVar[str] = "segment"
 
     @abstractmethod
     def embedder(self, choice: Choice, device: str, precision: str) -> Model:

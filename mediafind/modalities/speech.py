@@ -38,12 +38,14 @@ class Speech(WordsModality):
     env = ENV_SPEECH_MODEL
     config_key = "speech_model"
     # Whisper base, multilingual: 5.0% / 12.4% word error on LibriSpeech
-    # clean/other, about seven times faster than real time on one core here
+    # clean/other, about 20 times faster than real time on two cores here
     # in int8; small reads better (3.4% clean) at three times the cost. The
     # README's Speech section gives the reasoning and figures.
     default_model = "base"
     skip_option = "--no-speech"
     example_kinds = ("audio", "video")
+    detects_language = True
+    unit = "phrase"
 
     def embedder(self, choice: config.Choice, device: str, precision: str) -> WhisperTranscriber:
         from mediafind.models.whisper import WhisperTranscriber

@@ -40,17 +40,10 @@ Loaded = TypeVar("Loaded", bound=Runner)
 Converted = TypeVar("Converted", bound=Runner)
 
 
-class LazyModel(Generic[Loaded, Converted]):
-    """A model whose weights load on first use, once, even from several threads.
-
-    Two ways to run it: torch (`_create` builds it; any device, any model) and
-    the CPU fast path (`_convert` makes it once, `_open_converted` opens it;
-    see `fast`). `_backend(text)` picks: the fast path on the CPU, and for
-    text queries whenever the device is "auto" (one query is quicker on the
-    CPU than starting torch for a GPU); torch when the model cannot be
-    converted (with a note), on a GPU, or when the runtime setting says so.
-    int8 precision exists only on the fast path.
-    """
+class ChosenModel:
+    """A model as the user chose it (an option, a setting, the index's, the
+    default): named in messages by how it was chosen, told what its slow
+    steps are, loaded once even from several threads."""
 
     # How messages name the model ("the index's picture model X"), the library
     # argument that chooses it, and what to do when it cannot be had (may name
@@ -61,13 +54,6 @@ class LazyModel(Generic[Loaded, Converted]):
     hint_arguments: tuple[str, ...] = ()
 
     def __init__(self, choice: Choice | str, device: str, precision: str = "fp32") -> None:
-        from mediafind.models.fast import PRECISIONS
-
-        if precision not in PRECISIONS:
-            raise UsageError(
-                f"{{precision}} {precision!r}: expected one of {', '.join(PRECISIONS)}",
-                arguments=("precision",),
-            )
         self.choice = choice if isinstance(choice, Choice) else Choice(choice, "option")
         self.device_name = device
         self.precision = precision
@@ -77,12 +63,6 @@ class LazyModel(Generic[Loaded, Converted]):
         # this CPU): a silent pause of a minute would look like a hang.
         self.on_prepare: Callable[[ModelPreparing | ModelReady], None] = lambda event: None
         self._lock = threading.Lock()
-        self._loaded: Loaded | None = None
-        self._fast_lock = threading.Lock()
-        self._fast: Converted | None = None
-        self._fast_tried = False
-        self._wants: dict[bool, bool] = {}
-        self._told: set[bool] = set()
 
     @property
     def name(self) -> str:
@@ -100,6 +80,35 @@ class LazyModel(Generic[Loaded, Converted]):
         return kind(
             f"{self.subject}: {text}", argument=self.argument, arguments=self.hint_arguments
         )
+
+
+class LazyModel(ChosenModel, Generic[Loaded, Converted]):
+    """A model whose weights load on first use, once, even from several threads.
+
+    Two ways to run it: torch (`_create` builds it; any device, any model) and
+    the CPU fast path (`_convert` makes it once, `_open_converted` opens it;
+    see `fast`). `_backend(text)` picks: the fast path on the CPU, and for
+    text queries whenever the device is "auto" (one query is quicker on the
+    CPU than starting torch for a GPU); torch when the model cannot be
+    converted (with a note), on a GPU, or when the runtime setting says so.
+    int8 precision exists only on the fast path.
+    """
+
+    def __init__(self, choice: Choice | str, device: str, precision: str = "fp32") -> None:
+        from mediafind.models.fast import PRECISIONS
+
+        if precision not in PRECISIONS:
+            raise UsageError(
+                f"{{precision}} {precision!r}: expected one of {', '.join(PRECISIONS)}",
+                arguments=("precision",),
+            )
+        super().__init__(choice, device, precision)
+        self._loaded: Loaded | None = None
+        self._fast_lock = threading.Lock()
+        self._fast: Converted | None = None
+        self._fast_tried = False
+        self._wants: dict[bool, bool] = {}
+        self._told: set[bool] = set()
 
     def unavailable(self, reason: str) -> MediafindError:
         """The model cannot be had: why, and what to do (the hint)."""

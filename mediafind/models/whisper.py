@@ -10,8 +10,7 @@ from __future__ import annotations
 
 import hashlib
 import os
-import threading
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -24,9 +23,13 @@ from mediafind.errors import (
     UsageError,
     one_line,
 )
-from mediafind.events import ModelPreparing, ModelReady
 from mediafind.hashing import weights_fingerprint
-from mediafind.models.common import hub_cache_only, hub_unreachable_reason, load_cached_first
+from mediafind.models.common import (
+    ChosenModel,
+    hub_cache_only,
+    hub_unreachable_reason,
+    load_cached_first,
+)
 
 if TYPE_CHECKING:
     import numpy as np
@@ -114,7 +117,7 @@ class Transcript:
     language: str
 
 
-class WhisperTranscriber:
+class WhisperTranscriber(ChosenModel):
     """A faster-whisper model, loaded on first use, shared by the worker threads."""
 
     what = "speech model"
@@ -128,32 +131,12 @@ class WhisperTranscriber:
     batch_size = 1
 
     def __init__(self, choice: Choice | str, device: str = "auto", precision: str = "fp32") -> None:
-        self.choice = choice if isinstance(choice, Choice) else Choice(choice, "option")
-        self.device_name = device
-        self.precision = precision
-        self.notes: list[str] = []
-        self.on_prepare: Callable[[ModelPreparing | ModelReady], None] = lambda event: None
-        self._lock = threading.Lock()
+        super().__init__(choice, device, precision)
         self._model: Any = None
         try:
             self.spec = parse_speech_spec(self.choice.value)
         except ValueError as error:
             raise self.error(str(error), UsageError) from None
-
-    @property
-    def name(self) -> str:
-        return self.choice.value
-
-    @property
-    def subject(self) -> str:
-        return self.choice.described(self.what)
-
-    def error(
-        self, text: str, kind: type[MediafindError] = ModelUnavailableError
-    ) -> MediafindError:
-        return kind(
-            f"{self.subject}: {text}", argument=self.argument, arguments=self.hint_arguments
-        )
 
     @property
     def key(self) -> str:
