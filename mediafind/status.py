@@ -7,6 +7,7 @@ from typing import Any
 
 from mediafind import config
 from mediafind.db import Root, Store
+from mediafind.thumbnails import CacheUsage, cache_for
 
 
 @dataclass(frozen=True)
@@ -37,6 +38,9 @@ class IndexStatus:
     last_indexed_at: float | None
     config_path: str
     config_exists: bool
+    # The index's thumbnail cache and what it holds.
+    thumbnails_path: str
+    thumbnails: CacheUsage
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -56,11 +60,13 @@ class IndexStatus:
             "last_indexed_at": self.last_indexed_at,
             "config_path": self.config_path,
             "config_exists": self.config_exists,
+            "thumbnails": {"path": self.thumbnails_path, **vars(self.thumbnails)},
         }
 
 
 def index_status(store: Store) -> IndexStatus:
     counts = store.counts_by_kind()
+    thumbnails = cache_for(store)
     return IndexStatus(
         db_path=str(store.path),
         db_bytes=store.size_bytes(),
@@ -85,4 +91,6 @@ def index_status(store: Store) -> IndexStatus:
         last_indexed_at=store.last_indexed_at(),
         config_path=str(config.config_path()),
         config_exists=config.config_path().is_file(),
+        thumbnails_path=str(thumbnails.root),
+        thumbnails=thumbnails.usage(),
     )

@@ -1,0 +1,270 @@
+// The results page of `mediafind serve`: no build step, no library, nothing
+// from the internet. What is shown comes from /api/search, whose body is the
+// JSON of `mediafind search --json`; the X-Mediafind-Ids header gives each
+// result's index id, which is how files are asked for, and
+// X-Mediafind-Thumbnails the address of its picture ("" for a recording).
+// Names from the library are only ever set as text, never as HTML.
+"use strict";
+
+const $ = (id) => document.getElementById(id);
+const form = $("search");
+const statusLine = $("status");
+const grid = $("results");
+const viewer = $("viewer");
+const stage = $("stage");
+// Thumbnails of the first screenfuls load at once, the rest as they scroll in.
+const EAGER_THUMBNAILS = 24;
+
+function clock(seconds) {
+  if (seconds === null || seconds === undefined) return "";
+  const whole = Math.floor(seconds);
+  const hours = Math.floor(whole / 3600);
+  const minutes = Math.floor((whole % 3600) / 60);
+  const two = (n) => String(n).padStart(2, "0");
+  return hours ? `${hours}:${two(minutes)}:${two(whole % 60)}` : `${minutes}:${two(whole % 60)}`;
+}
+
+function baseName(path) {
+  const parts = path.split(/[\\/]/);
+  return parts[parts.length - 1] || path;
+}
+
+function element(tag, className, text) {
+  const node = document.createElement(tag);
+  if (className) node.className = className;
+  if (text !== undefined) node.textContent = text;
+  return node;
+}
+
+async function loadInfo() {
+  const response = await fetch("/api/info");
+  if (!response.ok) return;
+  const info = await response.json();
+  const kinds = $("kinds");
+  for (const kind of info.kinds) {
+    const label = element("label", "check");
+    const box = element("input");
+    box.type = "checkbox";
+    box.name = "type";
+    box.value = kind;
+    label.append(box, ` ${kind} (${info.files[kind] || 0})`);
+    kinds.append(label);
+  }
+  for (const modality of info.modalities) {
+    const option = element("option", "", modality);
+    option.value = modality;
+    $("modality").append(option);
+  }
+  for (const folder of info.folders) {
+    const option = element("option");
+    option.value = folder;
+    $("folders").append(option);
+  }
+}
+
+// The search lives in the address's fragment: reloading or going back
+// shows the same results, and the server never sees it in a log.
+function currentParams() {
+  return new URLSearchParams(location.hash.slice(1));
+}
+
+function paramsFromForm() {
+  const params = new URLSearchParams();
+  const query = $("q").value.trim();
+  if (query) params.set("q", query);
+  for (const box of form.querySelectorAll("input[name=type]:checked")) params.append("type", box.value);
+  for (const name of ["modality", "in", "since", "until"]) {
+    const value = $(name).value.trim();
+    if (value) params.set(name, value);
+  }
+  return params;
+}
+
+function formFromParams(params) {
+  $("q").value = params.get("q") || "";
+  const kinds = params.getAll("type");
+  for (const box of form.querySelectorAll("input[name=type]")) box.checked = kinds.includes(box.value);
+  for (const name of ["modality", "in", "since", "until"]) $(name).value = params.get(name) || "";
+  if (kinds.length || ["modality", "in", "since", "until"].some((n) => params.get(n))) {
+    $("filters").open = true;
+  }
+}
+
+function show(params) {
+  const next = params.toString();
+  if (location.hash.slice(1) === next) run(params);
+  else location.hash = next;
+}
+
+let searching = 0;
+
+async function run(params) {
+  const ticket = ++searching;
+  const asked = new URLSearchParams(params);
+  const likeName = asked.get("like_name");
+  asked.delete("like_name");
+  if (!asked.get("q") && !asked.get("like")) {
+    grid.replaceChildren();
+    statusLine.replaceChildren();
+    return;
+  }
+  statusLine.textContent = "Searching…";
+  const started = performance.now();
+  let response;
+  try {
+    response = await fetch("/api/search?" + asked.toString());
+  } catch (error) {
+    statusLine.textContent = "The server is not answering (was mediafind serve stopped?)";
+    return;
+  }
+  if (ticket !== searching) return;
+  if (!response.ok) {
+    const body = await response.json().catch(() => ({ error: response.statusText }));
+    grid.replaceChildren();
+    statusLine.textContent = body.error;
+    return;
+  }
+  const results = await response.json();
+  const ids = (response.headers.get("X-Mediafind-Ids") || "").split(",").map(Number);
+  const pictures = (response.headers.get("X-Mediafind-Thumbnails") || "").split(",");
+  if (ticket !== searching) return;
+  grid.replaceChildren(...results.map((result, index) => card(result, ids[index], pictures[index], index)));
+  const took = Math.round(performance.now() - started);
+  const count = results.length === 1 ? "1 result" : `${results.length} results`;
+  statusLine.replaceChildren(element("span", "", results.length ? `${count} (${took} ms)` : "Nothing found"));
+  if (asked.get("like")) {
+    const chip = element("button", "chip", `like ${likeName || "this"} ✕`);
+    chip.type = "button";
+    chip.title = "Stop searching by example";
+    chip.addEventListener("click", () => {
+      const without = currentParams();
+      without.delete("like");
+      without.delete("like_name");
+      show(without);
+    });
+    statusLine.append(" ", chip);
+  }
+}
+
+function card(result, id, thumbnail, index) {
+  const node = element("article", `card ${result.kind}`);
+  const name = baseName(result.path);
+  const open = element("button", "thumb");
+  open.type = "button";
+  open.title = result.kind === "image" ? `Show ${name}` : `Play ${name} from ${clock(result.start)}`;
+  if (thumbnail) {
+    const picture = element("img");
+    picture.alt = "";
+    picture.decoding = "async";
+    if (index >= EAGER_THUMBNAILS) picture.loading = "lazy";
+    picture.src = thumbnail;
+    picture.addEventListener("error", () => {
+      picture.replaceWith(element("span", "glyph", "?"));
+      open.title = `${name}: no picture (deleted or changed since it was indexed?)`;
+    });
+    open.append(picture);
+  } else {
+    open.append(element("span", "glyph", result.kind === "audio" ? "♪" : "?"));
+  }
+  if (result.start !== null && result.kind !== "image") open.append(element("span", "at", clock(result.start)));
+  open.addEventListener("click", () => play(result, id, result.start));
+  node.append(open);
+
+  const about = element("div", "about");
+  const title = element("p", "name", name);
+  title.title = result.path;
+  about.append(title);
+  const facts = [result.score.toFixed(2), result.kind, result.modality];
+  if (result.start !== null && result.kind !== "image") facts.push(clock(result.start));
+  about.append(element("p", "facts", facts.join(" · ")));
+  if (result.text) about.append(element("blockquote", "words", `“${result.text}”`));
+  // The moments in the order they happen; the best one marked.
+  const moments = result.moments.filter((m) => m.start !== null);
+  if (moments.length > 1) {
+    const list = element("ul", "moments");
+    const best = moments[0];
+    for (const moment of [...moments].sort((a, b) => a.start - b.start)) {
+      const item = element("li");
+      const jump = element("button", moment === best ? "moment best" : "moment", clock(moment.start));
+      jump.type = "button";
+      jump.title = moment.text ? `“${moment.text}”` : `${moment.modality}, score ${moment.score.toFixed(2)}`;
+      jump.addEventListener("click", () => play(result, id, moment.start));
+      item.append(jump);
+      list.append(item);
+    }
+    about.append(list);
+  }
+  if (id) {
+    const more = element("button", "more", "More like this");
+    more.type = "button";
+    more.addEventListener("click", () => moreLike(result, id));
+    about.append(more);
+  }
+  node.append(about);
+  return node;
+}
+
+function play(result, id, start) {
+  if (!id) return;
+  const name = baseName(result.path);
+  $("viewer-title").textContent = start !== null && result.kind !== "image" ? `${name} at ${clock(start)}` : name;
+  stage.replaceChildren();
+  if (result.kind === "image") {
+    const picture = element("img");
+    picture.alt = name;
+    picture.src = `/media/${id}`;
+    // Photos a browser cannot show (HEIC, TIFF): their thumbnail instead.
+    picture.addEventListener("error", () => (picture.src = `/thumb/${id}`), { once: true });
+    stage.append(picture);
+  } else {
+    const player = element(result.kind === "video" ? "video" : "audio");
+    player.controls = true;
+    player.autoplay = true;
+    player.preload = "auto";
+    // A media fragment starts it at the moment; where a browser ignores
+    // fragments, the time is set once the length is known.
+    player.src = `/media/${id}` + (start !== null ? `#t=${start}` : "");
+    player.addEventListener(
+      "loadedmetadata",
+      () => {
+        if (start !== null && Math.abs(player.currentTime - start) > 0.05) player.currentTime = start;
+      },
+      { once: true },
+    );
+    player.addEventListener("error", () => {
+      stage.replaceChildren(element("p", "problem", `${name} cannot be played here (deleted, changed, or a format this browser does not play).`));
+    });
+    stage.append(player);
+  }
+  viewer.showModal();
+}
+
+function moreLike(result, id) {
+  const params = currentParams();
+  params.delete("q");
+  const moment = result.kind === "image" || result.start === null ? "" : `@${result.start}`;
+  params.set("like", `${id}${moment}`);
+  params.set("like_name", baseName(result.path) + (moment ? ` at ${clock(result.start)}` : ""));
+  formFromParams(params);
+  show(params);
+  window.scrollTo(0, 0);
+}
+
+viewer.addEventListener("close", () => stage.replaceChildren());
+$("viewer-close").addEventListener("click", () => viewer.close());
+viewer.addEventListener("click", (event) => {
+  if (event.target === viewer) viewer.close();
+});
+form.addEventListener("submit", (event) => {
+  event.preventDefault();
+  show(paramsFromForm());
+});
+window.addEventListener("hashchange", () => {
+  formFromParams(currentParams());
+  run(currentParams());
+});
+
+loadInfo().then(() => {
+  formFromParams(currentParams());
+  run(currentParams());
+});
