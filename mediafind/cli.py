@@ -9,6 +9,7 @@ options the user typed.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
 import signal
@@ -55,6 +56,8 @@ _OPTION_NAMES = {
     "limit": "--limit",
     "template": "--format",
     "max_gap": "--max-gap",
+    "cluster": "--cluster",
+    "path_map": "--path-map",
     "device": "--device",
     "precision": "--precision",
     "threshold": "--threshold",
@@ -73,7 +76,7 @@ _OPTION_NAMES = {
 }
 # Where a command takes an argument under another name (similar's FILE is
 # its example: "notes.txt: no such file", not "--like notes.txt: ...").
-_COMMAND_OPTION_NAMES = {"similar": {"like": ""}}
+_COMMAND_OPTION_NAMES = {"similar": {"like": ""}, "serve": {"host": "--host", "port": "--port"}}
 
 
 def _option_names(command: str | None) -> dict[str, str]:
@@ -198,6 +201,16 @@ SpeechModelOption = Annotated[
         show_default=False,
     ),
 ]
+TextModelOption = Annotated[
+    str | None,
+    typer.Option(
+        "--text-model",
+        metavar="SPEC",
+        help="RapidOCR: PP-OCRv4 (the models it ships) or a local model folder. "
+        + _model_help("--text-model"),
+        show_default=False,
+    ),
+]
 VerboseOption = Annotated[
     bool,
     typer.Option(
@@ -261,6 +274,11 @@ def index(
         bool,
         typer.Option("--no-speech", help="Do not transcribe what is said, nor read subtitles."),
     ] = False,
+    text_model: TextModelOption = None,
+    no_text: Annotated[
+        bool,
+        typer.Option("--no-text", help="Do not read the text in photos and video frames."),
+    ] = False,
     language: Annotated[
         str | None,
         typer.Option(
@@ -306,6 +324,27 @@ def index(
             show_default=False,
         ),
     ] = None,
+    cluster: Annotated[
+        str | None,
+        typer.Option(
+            "--cluster",
+            metavar="ADDRESS",
+            help=(
+                "Decode and embed on a Ray cluster (ray://HOST:10001, HOST:PORT, or auto for "
+                f"one started here; local: here). Default: ${config.ENV_CLUSTER}, else the "
+                "config file's cluster. Needs: pip install 'mediafind[cluster]'"
+            ),
+            show_default=False,
+        ),
+    ] = None,
+    path_map: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--path-map",
+            metavar="LOCAL=REMOTE",
+            help="With --cluster: the workers find the folder LOCAL at REMOTE (repeatable).",
+        ),
+    ] = None,
     verbose: Annotated[
         bool,
         typer.Option(
@@ -321,21 +360,31 @@ def index(
     from mediafind.output import IndexReporter, stderr_line, summary_line
     from mediafind.scan import check_paths
 
+    runner = _cluster_runner(cluster, path_map)
     options = IndexOptions(
         include_hidden=include_hidden,
         excludes=exclude or None,
         default_excludes=config.default_excludes(),
         reembed=reembed,
         decode=DecodeOptions(max_gap=max_gap, language=language),
+        runner=runner,
     )
     # No paths: cron's form, the remembered folders (less any not there today).
     targets = [str(p) for p in paths or ()]
     check_paths(targets)  # before the index file is created: a typo leaves nothing behind
-    skips = {"--no-audio": no_audio, "--no-speech": no_speech}
-    with Store.open(config.resolve_db_path(db), create=True) as store:
+    skips = {"--no-audio": no_audio, "--no-speech": no_speech, "--no-text": no_text}
+    with (
+        Store.open(config.resolve_db_path(db), create=True) as store,
+        runner or contextlib.nullcontext(),
+    ):
         models = registry.models_for_index(
             store,
-            _model_requests(model=model, audio_model=audio_model, speech_model=speech_model),
+            _model_requests(
+                model=model,
+                audio_model=audio_model,
+                speech_model=speech_model,
+                text_model=text_model,
+            ),
             device=config.resolve_device(device),
             precision=precision.value if precision else None,
             skip={m.name for m in registry.modalities() if skips.get(m.skip_option or "")},
@@ -349,6 +398,21 @@ def index(
     # Quiet in cron (no paths, no terminal) unless asked; always by hand.
     if paths or verbose or sys.stderr.isatty():
         stderr_line(summary_line(summary))
+
+
+def _cluster_runner(cluster: str | None, path_maps: list[str] | None) -> Any:
+    """The Ray cluster that does the heavy work, if one is asked for (checked
+    before the index file is touched: Ray installed, the maps well formed)."""
+    from mediafind.errors import UsageError
+
+    address = config.resolve_cluster(cluster)
+    if address is None:
+        if path_maps:
+            raise UsageError("--path-map goes with --cluster (or the config file's cluster)")
+        return None
+    from mediafind.cluster import ClusterRunner
+
+    return ClusterRunner(address, config.resolve_path_maps(path_maps))
 
 
 def _print_notes(models: Any) -> None:
@@ -380,6 +444,15 @@ JsonlOption = Annotated[
     bool, typer.Option("--jsonl", help="One JSON object per line, written as found.")
 ]
 PathsOption = Annotated[bool, typer.Option("--paths", help="One path per line.")]
+PreviewOption = Annotated[
+    bool | None,
+    typer.Option(
+        "--preview/--no-preview",
+        help="Show thumbnails in the table (only on a terminal). Default: the config file's "
+        "preview, else off.",
+        show_default=False,
+    ),
+]
 NullOption = Annotated[
     bool,
     typer.Option("--null", "-0", help="With --paths or --format: end each result with NUL."),
@@ -444,6 +517,7 @@ class _Output:
     paths: bool = False
     template: str | None = None
     null: bool = False
+    preview: bool | None = None
 
     def style(self) -> str:
         from mediafind.errors import UsageError
@@ -489,6 +563,7 @@ class _Models:
     model: str | None = None
     audio_model: str | None = None
     speech_model: str | None = None
+    text_model: str | None = None
     device: str | None = None
     verbose: bool = False
 
@@ -513,6 +588,7 @@ def _search_and_print(query: _Query, output: _Output, chosen: _Models) -> None:
                 model=chosen.model,
                 audio_model=chosen.audio_model,
                 speech_model=chosen.speech_model,
+                text_model=chosen.text_model,
             ),
             device=config.resolve_device(chosen.device),
             searching=True,
@@ -540,6 +616,8 @@ def _search_and_print(query: _Query, output: _Output, chosen: _Models) -> None:
         finally:
             if chosen.verbose:
                 _print_notes(models.values())
+        with_previews = style == "table" and config.resolve_preview(output.preview)
+        previews = _previews(store, results) if with_previews else None
         if not results and sys.stderr.isatty():
             passed = store.count_files(replace(filters, kinds=kinds))
             below = f" scoring --min-score {query.min_score} or more" if query.min_score else ""
@@ -547,11 +625,21 @@ def _search_and_print(query: _Query, output: _Output, chosen: _Models) -> None:
                 f"mediafind: no results{below} ({count(passed, 'indexed file')} "
                 f"{'passes' if passed == 1 else 'pass'} the filters)"
             )
-    print_results(results, style, output.template, output.null, query=query.text)
+    print_results(results, style, output.template, output.null, query=query.text, previews=previews)
     global _quick_exit
     _quick_exit = True
     if not results:
         raise typer.Exit(EXIT_NOT_FOUND)
+
+
+def _previews(store: Any, results: list[Any]) -> list[Any] | None:
+    """Thumbnails for the results table, when stdout is a terminal that can
+    show them (never into a pipe or a file: no escape sequences there)."""
+    from mediafind.preview import result_previews, terminal_shows_pictures
+
+    if not results or not terminal_shows_pictures():
+        return None
+    return result_previews(store, results)
 
 
 @app.command()
@@ -608,11 +696,13 @@ def search(
     paths: PathsOption = False,
     null: NullOption = False,
     template: FormatOption = None,
+    preview: PreviewOption = None,
     modality: ModalityFilter = None,
     db: DbOption = None,
     model: ModelOption = None,
     audio_model: AudioModelOption = None,
     speech_model: SpeechModelOption = None,
+    text_model: TextModelOption = None,
     device: DeviceOption = None,
     verbose: VerboseOption = False,
 ) -> None:
@@ -629,8 +719,10 @@ def search(
         modalities=list(modality or []),
         filters=_filters(folder, since, until, min_duration, max_duration),
     )
-    output = _Output(as_json, jsonl, paths, template, null)
-    _search_and_print(query, output, _Models(db, model, audio_model, speech_model, device, verbose))
+    output = _Output(as_json, jsonl, paths, template, null, preview)
+    _search_and_print(
+        query, output, _Models(db, model, audio_model, speech_model, text_model, device, verbose)
+    )
 
 
 @app.command()
@@ -645,6 +737,7 @@ def similar(
     paths: PathsOption = False,
     null: NullOption = False,
     template: FormatOption = None,
+    preview: PreviewOption = None,
     modality: ModalityFilter = None,
     folder: FolderFilter = None,
     since: SinceFilter = None,
@@ -655,6 +748,7 @@ def similar(
     model: ModelOption = None,
     audio_model: AudioModelOption = None,
     speech_model: SpeechModelOption = None,
+    text_model: TextModelOption = None,
     device: DeviceOption = None,
     verbose: VerboseOption = False,
 ) -> None:
@@ -667,8 +761,10 @@ def similar(
         modalities=list(modality or []),
         filters=_filters(folder, since, until, min_duration, max_duration),
     )
-    output = _Output(as_json, jsonl, paths, template, null)
-    _search_and_print(query, output, _Models(db, model, audio_model, speech_model, device, verbose))
+    output = _Output(as_json, jsonl, paths, template, null, preview)
+    _search_and_print(
+        query, output, _Models(db, model, audio_model, speech_model, text_model, device, verbose)
+    )
 
 
 @app.command()
@@ -776,13 +872,16 @@ def roots_remove(
 
 @app.command()
 def prune(db: DbOption = None) -> None:
-    """Drop files that no longer exist (kept: those on a remembered folder that is missing)."""
+    """Drop files that no longer exist (kept: those on a remembered folder that is missing),
+    and the thumbnails of files no longer indexed."""
     from mediafind.db import Store
     from mediafind.output import count, stderr_line
+    from mediafind.thumbnails import prune_thumbnails
     from mediafind.upkeep import prune as run_prune
 
     with Store.open(config.resolve_db_path(db), create=False) as store:
         summary = run_prune(store)
+        dropped = prune_thumbnails(store)
     for root in summary.missing_roots:
         stderr_line(f"mediafind: warning: {root}: not found (unmounted?); its files kept")
     if summary.vacuum_failed:
@@ -791,7 +890,8 @@ def prune(db: DbOption = None) -> None:
             "the next prune tries again"
         )
     compacted = ", index compacted" if summary.vacuumed else ""
-    stderr_line(f"mediafind: pruned {count(summary.removed, 'file')}{compacted}")
+    thumbnails = f", {count(dropped.files, 'thumbnail')} dropped" if dropped.files else ""
+    stderr_line(f"mediafind: pruned {count(summary.removed, 'file')}{thumbnails}{compacted}")
 
 
 @app.command()
@@ -837,3 +937,7 @@ def main() -> None:
         except (BrokenPipeError, OSError):
             code = code or 1
         os._exit(code)
+
+
+# Commands defined in their own modules register on `app` when imported.
+from mediafind import cli_view  # noqa: E402, F401

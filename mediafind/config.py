@@ -28,17 +28,24 @@ ENV_SQLITE_DRIVER = "MEDIAFIND_SQLITE_DRIVER"
 ENV_CONFIG = "MEDIAFIND_CONFIG"
 ENV_CACHE = "MEDIAFIND_CACHE"
 ENV_RUNTIME = "MEDIAFIND_RUNTIME"
+ENV_CLUSTER = "MEDIAFIND_CLUSTER"
 
 DEFAULT_LIMIT = 20
+# `mediafind serve` listens on the loopback address: this machine only.
+DEFAULT_SERVE_HOST = "127.0.0.1"
 OUTPUT_STYLES = ("table", "json", "jsonl", "paths")
 # The config file's keys and the type each takes; each modality adds the key
 # of its model (see `_known_keys`).
 CONFIG_KEYS: dict[str, type] = {
     "device": str,
     "runtime": str,
+    # A Ray cluster's address for indexing, and LOCAL=REMOTE path maps.
+    "cluster": str,
+    "path_map": list,
     "exclude": list,
     "limit": int,
     "output": str,
+    "preview": bool,
 }
 
 # "auto" runs models on the CPU with ONNX Runtime when they convert, else torch.
@@ -100,11 +107,15 @@ def _parse_settings(path: Path) -> dict[str, Any]:
         if expected is None:
             known = ", ".join(keys)
             raise UsageError(f"config file {path}: unknown setting {key!r} (known: {known})")
-        if not isinstance(value, expected) or isinstance(value, bool):
-            kind = {str: "a string", list: "a list", int: "a whole number"}[expected]
+        # TOML's true and false are Python bools, which are also ints.
+        if isinstance(value, bool) != (expected is bool) or not isinstance(value, expected):
+            kinds = {str: "a string", list: "a list", int: "a whole number", bool: "true or false"}
+            kind = kinds[expected]
             raise UsageError(f"config file {path}: {key} must be {kind}, not {value!r}")
     if "exclude" in settings and not all(isinstance(g, str) for g in settings["exclude"]):
         raise UsageError(f"config file {path}: exclude must be a list of glob strings")
+    if "path_map" in settings and not all(isinstance(m, str) for m in settings["path_map"]):
+        raise UsageError(f"config file {path}: path_map must be a list of LOCAL=REMOTE strings")
     if settings.get("output", "table") not in OUTPUT_STYLES:
         raise UsageError(f"config file {path}: output must be one of {', '.join(OUTPUT_STYLES)}")
     if settings.get("runtime", "auto") not in RUNTIMES:
@@ -186,12 +197,32 @@ def resolve_runtime() -> str:
     return value
 
 
+def resolve_cluster(flag: str | None = None) -> str | None:
+    """The Ray cluster that indexes: --cluster, else $MEDIAFIND_CLUSTER, else the
+    config file's `cluster`; None (or "local"): this machine alone."""
+    value = flag or os.environ.get(ENV_CLUSTER) or file_settings().get("cluster")
+    return None if not value or value == "local" else value
+
+
+def resolve_path_maps(flags: list[str] | None = None) -> list[str]:
+    """Where the cluster's workers find this machine's files (LOCAL=REMOTE):
+    the --path-map options given, else the config file's `path_map`."""
+    return list(flags) if flags else list(file_settings().get("path_map", ()))
+
+
 def cache_root() -> Path:
     """Where converted models live: $MEDIAFIND_CACHE, else the per-user cache folder."""
     value = os.environ.get(ENV_CACHE)
     if value:
         return Path(value).expanduser().absolute()
     return Path(platformdirs.user_cache_dir(APP_NAME)) / "models"
+
+
+def thumbnails_root() -> Path:
+    """Where thumbnails of results are kept: the per-user cache folder
+    (`~/.cache/mediafind/thumbnails` on Linux), beside the converted models'
+    default home; unlike them, bounded in size and remade when dropped."""
+    return Path(platformdirs.user_cache_dir(APP_NAME)) / "thumbnails"
 
 
 def default_excludes() -> tuple[str, ...]:
@@ -201,6 +232,12 @@ def default_excludes() -> tuple[str, ...]:
 
 def resolve_limit(flag: int | None) -> int:
     return flag or file_settings().get("limit") or DEFAULT_LIMIT
+
+
+def resolve_preview(flag: bool | None) -> bool:
+    """Whether a results table shows thumbnails (where stdout is a terminal):
+    --preview or --no-preview, else the config file's `preview`, else no."""
+    return flag if flag is not None else bool(file_settings().get("preview", False))
 
 
 def resolve_output(chosen: str | None) -> str:

@@ -95,6 +95,11 @@ class MediaError(MediafindError):
     """One file cannot be read or decoded; indexing records it and goes on."""
 
 
+class ClusterError(MediafindError):
+    """The cluster asked for cannot be used: Ray is not installed, the cluster
+    cannot be reached, or its workers cannot do the work as this machine would."""
+
+
 class IndexInterruptedError(MediafindError):
     """Indexing stopped on Ctrl-C or SIGTERM after committing finished files."""
 

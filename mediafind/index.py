@@ -19,10 +19,10 @@ from __future__ import annotations
 import os
 import time
 from collections import deque
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Container, Generator, Mapping, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Protocol
 
 from mediafind import modalities
 from mediafind.config import usable_cores
@@ -64,6 +64,9 @@ class IndexOptions:
     reembed: bool = False
     # How files are read (the longest gap between a video's kept frames, ...).
     decode: DecodeOptions = field(default_factory=DecodeOptions)
+    # Where files are hashed, decoded and embedded; None: here, in threads
+    # (`mediafind.cluster.ClusterRunner`: on a Ray cluster). Writing stays here.
+    runner: Runner | None = None
 
 
 @dataclass
@@ -84,11 +87,31 @@ class _Prepared:
 
     task: _Task
     # failed | touched (same content) | reuse (identical content indexed) | decoded
+    # | unread (could not be read where it was to be decoded, a cluster's
+    # worker: said, not recorded, so that the next run tries it again)
     outcome: str
     content_hash: str | None = None
     error: str | None = None
     parts: dict[str, Decoded] = field(default_factory=dict)
     facts: Decoded = field(default_factory=Decoded)
+
+
+# A pass's files as they are ready to write, in any order: each prepared, with
+# its vectors by modality (None: nothing to embed, as for a failure or a copy).
+Results = Generator[tuple[_Prepared, dict[str, list[Any]] | None], None, None]
+
+
+class Runner(Protocol):
+    """Where a pass's files are hashed, decoded and embedded: `_Run.local`, or
+    a cluster. Whatever runs them, this process writes them, file by file."""
+
+    def __call__(
+        self,
+        tasks: list[_Task],
+        models: _Models,
+        reusable: Mapping[str, int],
+        emit: Callable[[IndexEvent], None],
+    ) -> Results: ...
 
 
 def existing_space(
@@ -214,7 +237,7 @@ def _decode(prepared: _Prepared, models: _Models, emit: Callable[[IndexEvent], N
 
 
 def _prepare(
-    task: _Task, reusable: dict[str, int], models: _Models, emit: Callable[[IndexEvent], None]
+    task: _Task, reusable: Container[str], models: _Models, emit: Callable[[IndexEvent], None]
 ) -> _Prepared:
     """Hash and decode one file (runs in a worker thread: both release the GIL).
 
@@ -234,7 +257,7 @@ def _prepare(
 
 
 def _prepare_file(
-    task: _Task, reusable: dict[str, int], models: _Models, emit: Callable[[IndexEvent], None]
+    task: _Task, reusable: Container[str], models: _Models, emit: Callable[[IndexEvent], None]
 ) -> _Prepared:
     record = task.record
     if task.reason == "incomplete" and record is not None and record.content_hash:
@@ -271,11 +294,13 @@ class _Run:
         models: _Models,
         emit: Callable[[IndexEvent], None],
         summary: IndexSummary,
+        runner: Runner | None = None,
     ) -> None:
         self.store = store
         self.models = models
         self.emit = emit
         self.summary = summary
+        self.runner = runner
         self.reusable = store.reusable_by_hash()
 
     def facts(self, prepared: _Prepared) -> FileFacts:
@@ -331,6 +356,8 @@ class _Run:
             self.finish(prepared, "touched")
         elif prepared.outcome == "reuse" and prepared.content_hash is not None:
             self.reuse(prepared, self.reusable[prepared.content_hash])
+        elif prepared.outcome == "unread":
+            self.finish(prepared, "failed")
         else:
             return False
         return True
@@ -346,24 +373,6 @@ class _Run:
             self.store.copy_file(source_id, facts)
             self.finish(prepared, "copied")
 
-    def embed(self, batch: list[_Prepared]) -> dict[int, dict[str, list[Any]]]:
-        """Vectors per item and modality, each modality embedded in model-sized chunks."""
-        vectors: dict[int, dict[str, list[Any]]] = {id(item): {} for item in batch}
-        for name, embedder in self.models.embedding().items():
-            owners = [(item, item.parts[name]) for item in batch if name in item.parts]
-            inputs = [value for _, part in owners for value in part.inputs]
-            size = embedder.batch_size
-            rows = [
-                row
-                for at in range(0, len(inputs), size)
-                for row in embedder.embed_batch(inputs[at : at + size])
-            ]
-            at = 0
-            for item, part in owners:
-                vectors[id(item)][name] = rows[at : at + len(part.inputs)]
-                at += len(part.inputs)
-        return vectors
-
     def write(self, prepared: _Prepared, vectors: dict[str, list[Any]]) -> None:
         task, spaces = prepared.task, self.models.spaces
         facts = self.facts(prepared)
@@ -373,7 +382,9 @@ class _Run:
                 decoded.segments,
                 vectors.get(name, ()),
                 decoded.texts,
+                decoded.boxes,
                 decoded.language,
+                modalities.get(name).detects_language,
             )
             for name, decoded in prepared.parts.items()
         ]
@@ -397,11 +408,12 @@ class _Run:
             self.summary.partial += 1
         self.finish(prepared, "embedded")
 
-    def write_batch(self, batch: list[_Prepared]) -> None:
-        if batch:
-            vectors = self.embed(batch)
-            for prepared in batch:
-                self.write(prepared, vectors[id(prepared)])
+    def embedded(self, batch: list[_Prepared]) -> Results:
+        if not batch:
+            return
+        vectors = embed_prepared(batch, self.models.embedding())
+        for prepared in batch:
+            yield prepared, vectors[id(prepared)]
 
     def batch_full(self, batch: list[_Prepared]) -> bool:
         """Whether the batch should be written now: some model has a full batch
@@ -416,8 +428,28 @@ class _Run:
         return not waiting_any
 
     def process(self, tasks: list[_Task]) -> None:
+        """Write each file as its results come, from this machine or a cluster."""
         if not tasks:
-            return
+            return  # nothing is started, nor sent anywhere
+        run = self.runner or self.local
+        results = run(tasks, self.models, self.reusable, self.emit)
+        try:
+            for prepared, vectors in results:
+                if vectors is None:
+                    self.write_without_model(prepared)
+                else:
+                    self.write(prepared, vectors)
+        finally:
+            results.close()
+
+    def local(
+        self,
+        tasks: list[_Task],
+        models: _Models,
+        reusable: Mapping[str, int],
+        emit: Callable[[IndexEvent], None],
+    ) -> Results:
+        """Hash and decode in threads here, embed in batches here."""
         # Decoding releases the GIL; on a GPU it is the bottleneck, so use the
         # cores there are (measured in bench/README.md), up to 8.
         pool = ThreadPoolExecutor(max_workers=max(2, min(8, usable_cores())))
@@ -426,7 +458,7 @@ class _Run:
         batch: list[_Prepared] = []
 
         def submit(task: _Task) -> None:
-            pending.append(pool.submit(_prepare, task, self.reusable, self.models, self.emit))
+            pending.append(pool.submit(_prepare, task, reusable, models, emit))
 
         try:
             for task in queue:
@@ -438,18 +470,42 @@ class _Run:
                 next_task = next(queue, None)
                 if next_task is not None:
                     submit(next_task)
-                if not self.write_without_model(prepared):
-                    batch.append(prepared)
-                    if self.batch_full(batch):
-                        self.write_batch(batch)
-                        batch = []
-            self.write_batch(batch)
+                if prepared.outcome != "decoded":
+                    yield prepared, None
+                    continue
+                batch.append(prepared)
+                if self.batch_full(batch):
+                    yield from self.embedded(batch)
+                    batch = []
+            yield from self.embedded(batch)
         except BaseException:
             # A worker may be stuck in a read that never returns (a hung
             # network mount): do not wait for it on the way out.
             pool.shutdown(wait=False, cancel_futures=True)
             raise
         pool.shutdown(wait=True)
+
+
+def embed_prepared(
+    batch: Sequence[_Prepared], embedders: Mapping[str, Any]
+) -> dict[int, dict[str, list[Any]]]:
+    """Vectors per item (by `id`) and modality, each modality embedded in
+    model-sized chunks."""
+    vectors: dict[int, dict[str, list[Any]]] = {id(item): {} for item in batch}
+    for name, embedder in embedders.items():
+        owners = [(item, item.parts[name]) for item in batch if name in item.parts]
+        inputs = [value for _, part in owners for value in part.inputs]
+        size = embedder.batch_size
+        rows = [
+            row
+            for at in range(0, len(inputs), size)
+            for row in embedder.embed_batch(inputs[at : at + size])
+        ]
+        at = 0
+        for item, part in owners:
+            vectors[id(item)][name] = rows[at : at + len(part.inputs)]
+            at += len(part.inputs)
+    return vectors
 
 
 def _plan(
@@ -594,12 +650,13 @@ def _pass(
     emit: Callable[[IndexEvent], None],
     summary: IndexSummary,
     found: int,
+    runner: Runner | None = None,
 ) -> None:
     """Process one pass's tasks (the vectors, then the words), interruptible."""
     if tasks:
         _ready(store, models.used, models.embedders, models.spaces, emit)
     emit(ScanDone(found, len(tasks), sum(task.found.size for task in tasks), label))
-    _Run(store, models, emit, summary).process(tasks)
+    _Run(store, models, emit, summary, runner).process(tasks)
 
 
 def _settle(store: Store, used: list[Modality], spaces: dict[str, Space], changed: bool) -> int:
@@ -676,6 +733,7 @@ def _index_roots(
             emit,
             summary,
             len(found.files),
+            options.runner,
         )
         # Only a finished walk may conclude that a file is gone, and a folder
         # that could not be listed is not evidence that its files were deleted.
@@ -700,6 +758,7 @@ def _index_roots(
             emit,
             summary,
             len(found.files),
+            options.runner,
         )
         summary.reembed_pending += _settle(store, words, spaces, bool(word_tasks))
     except KeyboardInterrupt:
