@@ -319,3 +319,29 @@ def test_a_huge_picture_is_read_at_a_bounded_size(monkeypatch):
     blocks = reader.read(sign, found)
     assert seen and max(seen[0][:2]) == ocr.READ_SIDE
     assert "DEPARTURES" in " ".join(block.text for block in blocks)
+
+
+def test_text_never_clears_the_language_speech_heard(db_path: Path):
+    """A video's speech sets its language; reading its text afterwards (the
+    words pass, or a re-read with another text model) leaves it as it was."""
+    from mediafind.db import FileFacts, NewSegment, Part
+
+    with Store.open(db_path, create=True) as store:
+        speech = store.create_space("speech", "base", "whisper:base", 0, active=True)
+        text = store.create_space("text", "PP-OCRv4", "ocr:x", 0, active=True)
+        facts = FileFacts("/v/party.mp4", "video", 1, 1, "h1", "ok")
+        said = Part(
+            speech,
+            [NewSegment("speech", 1.0, 2.0)],
+            texts=["hallo"],
+            language="de",
+            detects_language=True,
+        )
+        file_id = store.write_file(facts, [said, Part(text, [], detects_language=False)])
+        written = Part(text, [NewSegment("text", 0.0, 3.0)], texts=["EXIT"], boxes=["[0,0,1,1]"])
+        store.replace_words(file_id, written)
+        language, box = store.conn.execute(
+            "SELECT f.language, w.box FROM files f JOIN segments s ON s.file_id = f.id "
+            "JOIN segment_words w ON w.segment_id = s.id WHERE s.modality = 'text'"
+        ).fetchone()
+    assert (language, box) == ("de", "[0,0,1,1]")
