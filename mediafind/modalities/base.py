@@ -17,6 +17,7 @@ from typing import TYPE_CHECKING, Any, ClassVar, Protocol
 
 from mediafind.config import Choice
 from mediafind.db import NewSegment
+from mediafind.media.video import DEFAULT_MAX_GAP
 
 if TYPE_CHECKING:
     import numpy as np
@@ -74,7 +75,7 @@ class DecodeOptions:
     """What decoding may be told by the user (each modality reads its own)."""
 
     # Longest stretch of a video without a kept frame, in seconds.
-    max_gap: float = 10.0
+    max_gap: float = DEFAULT_MAX_GAP
     # The language spoken (speech), when the user knows it: else detected.
     language: str | None = None
 
