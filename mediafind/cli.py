@@ -752,7 +752,7 @@ def similar(
     device: DeviceOption = None,
     verbose: VerboseOption = False,
 ) -> None:
-    """Find what looks, sounds or speaks like FILE (the short form of search --like FILE)."""
+    """Find what looks, sounds, speaks or reads like FILE (the short form of search --like FILE)."""
     query = _Query(
         like=[example],
         like_weight=1.0,
