@@ -302,7 +302,8 @@ def index(
     reembed: Annotated[
         bool,
         typer.Option(
-            "--reembed", help="Switch to a new --model or --audio-model, re-embedding every file."
+            "--reembed",
+            help="Switch to a new model (any of the model options), re-reading every file.",
         ),
     ] = False,
     max_gap: Annotated[
@@ -436,7 +437,7 @@ TypeOption = Annotated[
 ModalityFilter = Annotated[
     list[Modality] | None,
     typer.Option(
-        "--modality", "-m", help="Only match by what is seen, heard or said (repeatable)."
+        "--modality", "-m", help="Only match by what is seen, heard, said or written (repeatable)."
     ),
 ]
 JsonOption = Annotated[bool, typer.Option("--json", help="A JSON array of results.")]
@@ -464,7 +465,7 @@ FormatOption = Annotated[
         metavar="TEMPLATE",
         help=(
             "One line per result from TEMPLATE, with fields {path} {name} {kind} {score} "
-            "{start} {end} {modality} {rank}; \\t and \\n are tab and newline."
+            "{start} {end} {modality} {rank} {text}; \\t and \\n are tab and newline."
         ),
     ),
 ]

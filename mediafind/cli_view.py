@@ -20,6 +20,7 @@ from mediafind.cli import (
     DeviceOption,
     ModelOption,
     SpeechModelOption,
+    TextModelOption,
     _exit_now,
     _model_requests,
     app,
@@ -49,6 +50,7 @@ def serve(
     model: ModelOption = None,
     audio_model: AudioModelOption = None,
     speech_model: SpeechModelOption = None,
+    text_model: TextModelOption = None,
     device: DeviceOption = None,
 ) -> None:
     """Show a results page in the browser: search, thumbnails, play videos from
@@ -61,7 +63,12 @@ def serve(
     with Store.open(config.resolve_db_path(db), create=False, readonly=True) as store:
         models = registry.models_for_index(
             store,
-            _model_requests(model=model, audio_model=audio_model, speech_model=speech_model),
+            _model_requests(
+                model=model,
+                audio_model=audio_model,
+                speech_model=speech_model,
+                text_model=text_model,
+            ),
             device=config.resolve_device(device),
             searching=True,
         )

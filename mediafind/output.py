@@ -290,7 +290,7 @@ def summary_line(summary: IndexSummary, *, interrupted: bool = False) -> str:
     if summary.reembedded:
         parts.append(f"{summary.reembedded} re-embedded")
     if summary.words:
-        parts.append(f"words read in {summary.words}")
+        parts.append(f"words read in {count(summary.words, 'file')}")
     head = "interrupted after" if interrupted else "indexed in"
     line = f"mediafind: {head} {summary.elapsed:.1f}s: " + ", ".join(parts)
     if summary.reembed_pending:

@@ -227,9 +227,22 @@ def _moments(scored: Sequence[_Scored]) -> list[Moment]:
 
 
 def _overlap(a: Moment, b: Moment) -> bool:
+    """Whether two moments of one file are at the same time; a photo's are all
+    the whole picture (what it shows and what is written on it)."""
+    if a.start is None and b.start is None:
+        return True
     if None in (a.start, a.end, b.start, b.end):
         return False
     return a.start < b.end and b.start < a.end  # type: ignore[operator]
+
+
+def _words_at(best: Moment, moments: Sequence[Moment]) -> str | None:
+    """The words matched at the best moment: its own, else those of the best
+    words moment at the same time (a photo that matches by both its picture
+    and its text shows the text)."""
+    if best.text is not None:
+        return best.text
+    return next((m.text for m in moments if m.text is not None and _overlap(best, m)), None)
 
 
 def combined_score(scores: Sequence[float]) -> float:
@@ -266,10 +279,9 @@ def _result(scored: Sequence[_Scored]) -> SearchResult:
     best = moments[0]
     score = max(best.score, _fused(moments))
     if first.kind == "image":
+        text = _words_at(best, moments)
         moments = [m for m in moments if m.text is not None][:MAX_MOMENTS]
-        return SearchResult(
-            first.path, "image", score, None, None, best.modality, moments, best.text
-        )
+        return SearchResult(first.path, "image", score, None, None, best.modality, moments, text)
     return SearchResult(
         first.path,
         first.kind,
@@ -278,7 +290,7 @@ def _result(scored: Sequence[_Scored]) -> SearchResult:
         best.end,
         best.modality,
         moments[:MAX_MOMENTS],
-        best.text,
+        _words_at(best, moments),
     )
 
 
@@ -630,8 +642,11 @@ def transcript(store: Store, path: str) -> list[Phrase]:
     (transcribed, or read from its subtitles). Raises UsageError for a file the
     index does not hold, or holds no speech of."""
     canonical = canonical_path(path)
-    if not store.files_under([canonical]):
+    held = store.files_under([canonical])
+    if not held:
         raise UsageError(f"{path}: not in the index; index it first: mediafind index {path}")
+    if canonical in held and held[canonical].kind == "image":
+        raise UsageError(f"{path}: a photo: nothing is said in it")
     phrases = [Phrase(*row) for row in store.words_of(canonical, "speech")]
     if not phrases and not store.words_indexed(canonical, "speech"):
         raise UsageError(

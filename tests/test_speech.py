@@ -102,7 +102,7 @@ def test_only_the_speech_is_transcribed_and_its_moments_lie_in_it(
     counting = Counting(monkeypatch)
     result = cli("index", root)
     assert result.exit_code == 0, result.stderr
-    assert "words read in 1" in result.stderr
+    assert "words read in 1 file" in result.stderr
     found = speech_segments(db_path)
     assert found, "the speech became segments"
     sentences = list(spans.values())
@@ -203,7 +203,7 @@ def test_the_words_pass_comes_after_sight_and_sound_and_resumes(cli, tmp_path: P
     assert again.returncode == 0, again.stderr
     # Only the recording the first run did not finish is read again.
     assert again.stdout.count("reading words") == 1
-    assert "words read in 1" in again.stderr
+    assert "words read in 1 file" in again.stderr
     assert speech_done(db_path) == 3
     third = subprocess.run(
         [sys.executable, "-c", STALLING, "go", str(root)],

@@ -124,6 +124,9 @@ def test_words_in_photos_and_screenshots_are_found(cli, signs: Path, db_path: Pa
     assert "Invoice No. 20417 / Date: 14 March 2026" in " ".join(table.split())
     line = cli("search", "invoice", "--modality", "text", "--format", "{name}|{text}").stdout
     assert line.splitlines()[0].startswith("Screenshot 2026-03-14.png|Invoice No. 20417 / Date")
+    # A photo has no transcript, and is not said to be waiting for one.
+    photo = cli("transcript", signs / "airport.jpg")
+    assert photo.exit_code == 2 and "airport.jpg: a photo: nothing is said in it" in photo.stderr
     status = cli("status").stdout
     # One block per picture: the sign's two lines, the receipt's four.
     assert "text model     PP-OCRv4, 2 text blocks" in status
@@ -345,3 +348,23 @@ def test_text_never_clears_the_language_speech_heard(db_path: Path):
             "JOIN segment_words w ON w.segment_id = s.id WHERE s.modality = 'text'"
         ).fetchone()
     assert (language, box) == ("de", "[0,0,1,1]")
+
+
+def test_a_photo_matching_by_picture_and_text_shows_its_words_and_combines():
+    """When a photo's picture matches better than its text, the result still
+    carries the matched words, and its score combines both (Stouffer's rule,
+    as a video moment seen and said does)."""
+    from mediafind.db import SegmentHit
+    from mediafind.query import _result, _Scored
+
+    def hit(segment: int, modality: str, text: str | None) -> SegmentHit:
+        path = "/p/receipt.jpg"
+        return SegmentHit(segment, 0.0, 1, path, "image", modality, None, None, b"", text)
+
+    result = _result(
+        [_Scored(hit(1, "visual", None), 2.0), _Scored(hit(2, "text", "Invoice\nMarch"), 1.0)]
+    )
+    assert result.modality == "visual"
+    assert result.text == "Invoice\nMarch"
+    assert [m.modality for m in result.moments] == ["text"]
+    assert abs(result.score - (2.0 + 1.0) / 2**0.5) < 1e-9
