@@ -568,6 +568,21 @@ class _Models:
     device: str | None = None
     verbose: bool = False
 
+    def for_searching(self, store: Any) -> dict[str, Any]:
+        """The index's models for a search: as it was built, unless an option
+        names another (search, similar and serve alike)."""
+        return registry.models_for_index(
+            store,
+            _model_requests(
+                model=self.model,
+                audio_model=self.audio_model,
+                speech_model=self.speech_model,
+                text_model=self.text_model,
+            ),
+            device=config.resolve_device(self.device),
+            searching=True,
+        )
+
 
 def _search_and_print(query: _Query, output: _Output, chosen: _Models) -> None:
     from dataclasses import replace
@@ -583,17 +598,7 @@ def _search_and_print(query: _Query, output: _Output, chosen: _Models) -> None:
     filters = make_filters(**query.filters)
     kinds = [k.value for k in query.kinds]
     with Store.open(config.resolve_db_path(chosen.db), create=False, readonly=True) as store:
-        models = registry.models_for_index(
-            store,
-            _model_requests(
-                model=chosen.model,
-                audio_model=chosen.audio_model,
-                speech_model=chosen.speech_model,
-                text_model=chosen.text_model,
-            ),
-            device=config.resolve_device(chosen.device),
-            searching=True,
-        )
+        models = chosen.for_searching(store)
         announcer = ModelAnnouncer()
         for embedder in models.values():
             embedder.on_prepare = announcer

@@ -12,7 +12,6 @@ from typing import Annotated
 import typer
 
 from mediafind import config
-from mediafind import modalities as registry
 from mediafind.cli import (
     EXIT_INTERRUPTED,
     AudioModelOption,
@@ -22,7 +21,7 @@ from mediafind.cli import (
     SpeechModelOption,
     TextModelOption,
     _exit_now,
-    _model_requests,
+    _Models,
     app,
 )
 
@@ -60,18 +59,9 @@ def serve(
     from mediafind.serve import Library, bind
     from mediafind.serve import serve as run_server
 
+    chosen = _Models(db, model, audio_model, speech_model, text_model, device)
     with Store.open(config.resolve_db_path(db), create=False, readonly=True) as store:
-        models = registry.models_for_index(
-            store,
-            _model_requests(
-                model=model,
-                audio_model=audio_model,
-                speech_model=speech_model,
-                text_model=text_model,
-            ),
-            device=config.resolve_device(device),
-            searching=True,
-        )
+        models = chosen.for_searching(store)
         library = Library(store, models)
         sock = bind(host, port)
 
