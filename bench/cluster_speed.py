@@ -70,22 +70,11 @@ ARCHIVE_HOURS = 20_000
 
 
 def make_photos(folder: Path, count: int) -> list[Path]:
-    import numpy as np
-    from PIL import Image
+    """index_speed's textured 1024x768 photos (the same files, made once)."""
+    from index_speed import make_photos as make
 
-    folder.mkdir(parents=True, exist_ok=True)
-    rng = np.random.default_rng(0)
-    paths = []
-    for number in range(count):
-        path = folder / f"{number:05d}.jpg"
-        if not path.exists():
-            base = rng.integers(0, 255, size=(3, 4, 3), dtype=np.uint8)
-            small = Image.fromarray(base).resize((1024, 768), Image.Resampling.BICUBIC)
-            pixels = np.asarray(small).astype(np.int16)
-            pixels += rng.integers(-12, 12, size=pixels.shape, dtype=np.int16)
-            Image.fromarray(np.clip(pixels, 0, 255).astype(np.uint8)).save(path, quality=88)
-        paths.append(path)
-    return paths
+    make(folder, count)
+    return [folder / f"{number:05d}.jpg" for number in range(count)]
 
 
 def make_videos(folder: Path, count: int) -> list[Path]:
