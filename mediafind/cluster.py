@@ -49,6 +49,12 @@ if TYPE_CHECKING:
 INSTALL_HINT = "pip install 'mediafind[cluster]'"
 # How long to wait for the cluster to answer before saying it cannot be reached.
 CONNECT_TIMEOUT = 5.0
+# The head's Ray Client proxy starts a server for each ray:// connection, and
+# that server dies at birth now and then (the proxy forks while busy with gRPC:
+# ray-project/ray#63202). What Ray Client then says (at once, or after waiting
+# 30 s for the server), and how many connections to try before passing it on.
+CLIENT_SERVER_FAILED = "Initialization failure from server"
+CLIENT_ATTEMPTS = 3
 # Files per decoding task: enough to make a task's overhead small next to the
 # work, few enough that a file that kills its worker takes few others along
 # when the task is dropped after its retries.
@@ -78,15 +84,19 @@ class PathMap:
         return posixpath.join(self.remote, path[len(prefix) :])
 
 
-def parse_path_maps(texts: Sequence[str]) -> list[PathMap]:
+def parse_path_maps(texts: Sequence[str | Choice]) -> list[PathMap]:
     """`LOCAL=REMOTE` texts as path maps, the longest folder first (so that a
-    map for a subfolder wins over its parent's)."""
+    map for a subfolder wins over its parent's). A text given as a `Choice`
+    is named in errors as the user gave it (an option, a config key)."""
     maps = []
-    for text in texts:
+    for given in texts:
+        choice = given if isinstance(given, Choice) else Choice(given, "option")
+        text = choice.value
         local, sep, remote = text.partition("=")
         if not sep or not local.strip() or not posixpath.isabs(remote.strip()):
+            named = f"{{argument}} {text!r}" if choice.source == "option" else choice.described("")
             raise UsageError(
-                f"{{argument}} {text!r}: expected LOCAL=REMOTE, a folder here and the "
+                f"{named}: expected LOCAL=REMOTE, a folder here and the "
                 "absolute path where the cluster's workers find it",
                 argument="path_map",
             )
@@ -144,10 +154,15 @@ class ClusterRunner:
     ends this run's work on the cluster.
     """
 
-    def __init__(self, address: str, path_maps: Sequence[str] = ()) -> None:
-        self.address = address
+    def __init__(self, address: str | Choice, path_maps: Sequence[str | Choice] = ()) -> None:
+        """`address` and `path_maps` as texts, or as `Choice`s that say where
+        the user gave them (errors then name that: an option, a config key)."""
+        choice = address if isinstance(address, Choice) else Choice(address, "option")
+        self.address = choice.value
+        # How errors name the address: `{argument} ADDRESS`, `cluster in FILE = ...`
+        self._named = choice.described("cluster")
         self.maps = parse_path_maps(path_maps)
-        _import_ray()  # said before any work when Ray is not installed
+        _import_ray(self._named)  # said before any work when Ray is not installed
         self._connected = False
 
     def __enter__(self) -> ClusterRunner:
@@ -209,7 +224,7 @@ class ClusterRunner:
                 results = ray.get(asked)
             except ray.exceptions.RayError as error:
                 raise ClusterError(
-                    f"{{argument}} {self.address}: the Ray cluster failed ({one_line(error)}); "
+                    f"{self._named}: the Ray cluster failed ({one_line(error)}); "
                     "what arrived is written, run the same command again to continue",
                     argument="cluster",
                 ) from None
@@ -234,18 +249,30 @@ class ClusterRunner:
                 yield _lost(task, emit), None
 
     def _connect(self) -> Any:
-        ray = _import_ray()
+        ray = _import_ray(self._named)
         if self._connected:
             return ray
-        _check_reachable(self.address)
-        try:
-            ray.init(address=self.address, logging_level=logging.ERROR, log_to_driver=False)
-        except Exception as error:
-            raise ClusterError(
-                f"{{argument}} {self.address}: cannot connect to the Ray cluster "
-                f"({one_line(error)})",
-                argument="cluster",
-            ) from None
+        _check_reachable(self.address, self._named)
+        for attempt in range(1, CLIENT_ATTEMPTS + 1):
+            try:
+                ray.init(address=self.address, logging_level=logging.ERROR, log_to_driver=False)
+                break
+            except Exception as error:
+                # A failed ray.init leaves Ray half-connected: every later
+                # ray.init in this process would fail on an assertion.
+                with contextlib.suppress(Exception):
+                    ray.shutdown()
+                if CLIENT_SERVER_FAILED not in str(error):
+                    reason = one_line(error)
+                elif attempt < CLIENT_ATTEMPTS:
+                    continue
+                else:  # the head's traceback: its last line says what failed
+                    reason = str(error).strip().splitlines()[-1].strip()
+                    reason = f"its head failed to start a server for it {attempt} times: {reason}"
+                raise ClusterError(
+                    f"{self._named}: cannot connect to the Ray cluster ({reason})",
+                    argument="cluster",
+                ) from None
         self._connected = True
         return ray
 
@@ -261,19 +288,19 @@ class ClusterRunner:
         ]
 
 
-def _import_ray() -> Any:
+def _import_ray(named: str) -> Any:
     try:
         import ray
     except ImportError:
         raise ClusterError(
-            f"{{argument}}: indexing on a cluster needs Ray, not installed here; "
+            f"{named}: indexing on a cluster needs Ray, not installed here; "
             f"install it with: {INSTALL_HINT}",
             argument="cluster",
         ) from None
     return ray
 
 
-def _check_reachable(address: str) -> None:
+def _check_reachable(address: str, named: str) -> None:
     """Fail at once, in one line, when nothing answers at `address`: Ray itself
     retries for minutes, printing a line every few seconds."""
     if address == "auto":
@@ -281,7 +308,7 @@ def _check_reachable(address: str) -> None:
     host, _, port = address.removeprefix("ray://").rpartition(":")
     if not host or not port.isdigit():
         raise UsageError(
-            f"{{argument}} {address!r}: expected ray://HOST:PORT, HOST:PORT or auto",
+            f"{named}: expected ray://HOST:PORT, HOST:PORT or auto",
             argument="cluster",
         )
     try:
@@ -289,7 +316,7 @@ def _check_reachable(address: str) -> None:
             pass
     except OSError as error:
         raise ClusterError(
-            f"{{argument}} {address}: cannot reach the Ray cluster "
+            f"{named}: cannot reach the Ray cluster "
             f"({error.strerror or one_line(error)}); is it started (ray start --head), "
             "and is the address right?",
             argument="cluster",

@@ -197,17 +197,20 @@ def resolve_runtime() -> str:
     return value
 
 
-def resolve_cluster(flag: str | None = None) -> str | None:
+def resolve_cluster(flag: str | None = None) -> Choice | None:
     """The Ray cluster that indexes: --cluster, else $MEDIAFIND_CLUSTER, else the
     config file's `cluster`; None (or "local"): this machine alone."""
-    value = flag or os.environ.get(ENV_CLUSTER) or file_settings().get("cluster")
-    return None if not value or value == "local" else value
+    choice = requested(flag, ENV_CLUSTER, "cluster")
+    return None if choice is None or choice.value == "local" else choice
 
 
-def resolve_path_maps(flags: list[str] | None = None) -> list[str]:
+def resolve_path_maps(flags: list[str] | None = None) -> list[Choice]:
     """Where the cluster's workers find this machine's files (LOCAL=REMOTE):
     the --path-map options given, else the config file's `path_map`."""
-    return list(flags) if flags else list(file_settings().get("path_map", ()))
+    if flags:
+        return [Choice(text, "option") for text in flags]
+    where = f"path_map in {config_path()}"
+    return [Choice(text, "config", where) for text in file_settings().get("path_map", ())]
 
 
 def cache_root() -> Path:
