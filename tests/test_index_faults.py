@@ -164,12 +164,16 @@ def shared_folder() -> Iterator[Path]:
     shutil.rmtree(folder, ignore_errors=True)
 
 
-def run_without_write_access(folder: Path, *args: str) -> subprocess.CompletedProcess[str]:
-    """`mediafind ARGS` with `folder` mounted read-only (a read-only share or
-    disk), in a mount namespace of its own so nothing outside changes. Root
-    writes through file permissions, so a mount is the faithful way."""
+def run_without_write_access(
+    folder: Path, *args: str, read_only: Path | None = None
+) -> subprocess.CompletedProcess[str]:
+    """`mediafind ARGS` with `folder` (or only the file `read_only` in it)
+    mounted read-only (a read-only share or disk, another user's file), in a
+    mount namespace of its own so nothing outside changes. Root writes through
+    file permissions, so a mount is the faithful way."""
     env = dict(os.environ, MEDIAFIND_CACHE=str(folder / "cache"))
-    script = 'mount --bind "$0" "$0" && mount -o remount,bind,ro "$0" && exec "$@"'
+    target = read_only or folder
+    script = 'mount --bind "$1" "$1" && mount -o remount,bind,ro "$1" && shift && exec "$@"'
     return subprocess.run(
         [
             "unshare",
@@ -177,7 +181,8 @@ def run_without_write_access(folder: Path, *args: str) -> subprocess.CompletedPr
             "sh",
             "-c",
             script,
-            str(folder),
+            "sh",
+            str(target),
             sys.executable,
             "-m",
             "mediafind",
@@ -226,3 +231,33 @@ def test_an_index_that_can_only_be_read_can_be_searched(
     assert written.returncode == 2
     assert written.stderr.startswith("mediafind: error: ") and "Traceback" not in written.stderr
     assert "read-only" in written.stderr
+
+
+def test_an_index_file_that_cannot_be_written_is_refused_before_any_work(
+    shared_folder: Path, monkeypatch
+):
+    """Its folder writable (the lock file beside it can be made), the file
+    itself not: one line, before any file is read or any model loaded."""
+    photos = shared_folder / "photos"
+    draw_photo(photos / "red.jpg", COLORS["red"])
+    index = shared_folder / "index.db"
+    monkeypatch.setenv("MEDIAFIND_DB", str(index))
+    built = subprocess.run(
+        [sys.executable, "-m", "mediafind", "index", str(photos), "--no-audio"],
+        capture_output=True,
+        text=True,
+        env=dict(os.environ),
+    )
+    assert built.returncode == 0, built.stderr
+    # Work to do, a file of it broken: had any file been read, it would be said.
+    draw_photo(photos / "yellow.jpg", COLORS["yellow"])
+    (photos / "broken.jpg").write_bytes(b"not a photo")
+
+    refused = run_without_write_access(
+        shared_folder, "index", str(photos), "--no-audio", read_only=index
+    )
+
+    assert refused.returncode == 2
+    assert refused.stderr.startswith("mediafind: error: ") and "read-only" in refused.stderr
+    assert refused.stderr.count("\n") == 1, refused.stderr
+    assert file_count(index) == 1
