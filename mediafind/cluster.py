@@ -268,7 +268,10 @@ class ClusterRunner:
                     continue
                 else:  # the head's traceback: its last line says what failed
                     reason = str(error).strip().splitlines()[-1].strip()
-                    reason = f"its head failed to start a server for it {attempt} times: {reason}"
+                    reason = (
+                        f"the head failed {attempt} times to start a server for this "
+                        f"connection: {reason}"
+                    )
                 raise ClusterError(
                     f"{self._named}: cannot connect to the Ray cluster ({reason})",
                     argument="cluster",

@@ -338,7 +338,7 @@ def test_a_head_that_never_starts_a_server_is_one_line_after_three_tries(
     assert ray.calls == ["init", "shutdown"] * 3
     assert str(refused.value) == (
         "cluster auto: cannot connect to the Ray cluster "
-        f"(its head failed to start a server for it 3 times: {said})"
+        f"(the head failed 3 times to start a server for this connection: {said})"
     )
 
     other = RefusingRay(ConnectionError("ray client connection timeout"))
