@@ -195,6 +195,18 @@ def run_without_write_access(
     )
 
 
+def index_in_own_process(photos: Path) -> None:
+    """`mediafind index PHOTOS` in a process of its own, so with the real (tiny)
+    picture model, as the runs without write access that follow use."""
+    built = subprocess.run(
+        [sys.executable, "-m", "mediafind", "index", str(photos), "--no-audio"],
+        capture_output=True,
+        text=True,
+        env=dict(os.environ),
+    )
+    assert built.returncode == 0, built.stderr
+
+
 def test_an_index_that_can_only_be_read_can_be_searched(
     shared_folder: Path, tiny_clip: str, monkeypatch
 ):
@@ -207,13 +219,7 @@ def test_an_index_that_can_only_be_read_can_be_searched(
     monkeypatch.setenv("MEDIAFIND_MODEL", f"local-dir:{model}")
     monkeypatch.setenv("MEDIAFIND_DB", str(index))
     monkeypatch.setenv("MEDIAFIND_CACHE", str(shared_folder / "cache"))
-    built = subprocess.run(
-        [sys.executable, "-m", "mediafind", "index", str(photos), "--no-audio"],
-        capture_output=True,
-        text=True,
-        env=dict(os.environ),
-    )
-    assert built.returncode == 0, built.stderr
+    index_in_own_process(photos)
     assert not Path(f"{index}-wal").exists()  # closed cleanly: nothing beside it to share
 
     found = run_without_write_access(shared_folder, "search", "a photo", "--paths")
@@ -242,13 +248,7 @@ def test_an_index_file_that_cannot_be_written_is_refused_before_any_work(
     draw_photo(photos / "red.jpg", COLORS["red"])
     index = shared_folder / "index.db"
     monkeypatch.setenv("MEDIAFIND_DB", str(index))
-    built = subprocess.run(
-        [sys.executable, "-m", "mediafind", "index", str(photos), "--no-audio"],
-        capture_output=True,
-        text=True,
-        env=dict(os.environ),
-    )
-    assert built.returncode == 0, built.stderr
+    index_in_own_process(photos)
     # Work to do, a file of it broken: had any file been read, it would be said.
     draw_photo(photos / "yellow.jpg", COLORS["yellow"])
     (photos / "broken.jpg").write_bytes(b"not a photo")
