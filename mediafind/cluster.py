@@ -49,6 +49,15 @@ if TYPE_CHECKING:
 INSTALL_HINT = "pip install 'mediafind[cluster]'"
 # How long to wait for the cluster to answer before saying it cannot be reached.
 CONNECT_TIMEOUT = 5.0
+# Ray's default ports: Ray Client's, and the head's own (its GCS).
+RAY_CLIENT_PORT = 10001
+RAY_HEAD_PORT = 6379
+# What a client sends first over HTTP/2 (RFC 9113 3.4): the preface, then its
+# (here empty) settings frame; the server's first frame must be its settings.
+_HTTP2_SETTINGS = 0x4
+_HTTP2_OPENING = b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n" + bytes(
+    [0, 0, 0, _HTTP2_SETTINGS, 0, 0, 0, 0, 0]
+)
 # The head's Ray Client proxy starts a server for each ray:// connection, and
 # that server dies at birth now and then (the proxy forks while busy with gRPC:
 # ray-project/ray#63202). What Ray Client then says (at once, or after waiting
@@ -304,8 +313,9 @@ def _import_ray(named: str) -> Any:
 
 
 def _check_reachable(address: str, named: str) -> None:
-    """Fail at once, in one line, when nothing answers at `address`: Ray itself
-    retries for minutes, printing a line every few seconds."""
+    """Fail at once, in one line, when nothing answers at `address`, or
+    something other than Ray does: Ray itself retries for many minutes (more
+    than seven at a web server's port), printing a line every few seconds."""
     if address == "auto":
         return  # Ray finds the cluster started on this machine, or says none is
     host, _, port = address.removeprefix("ray://").rpartition(":")
@@ -315,8 +325,10 @@ def _check_reachable(address: str, named: str) -> None:
             argument="cluster",
         )
     try:
-        with socket.create_connection((host.strip("[]"), int(port)), timeout=CONNECT_TIMEOUT):
-            pass
+        with socket.create_connection(
+            (host.strip("[]"), int(port)), timeout=CONNECT_TIMEOUT
+        ) as connection:
+            speaks_grpc = _speaks_grpc(connection)
     except OSError as error:
         raise ClusterError(
             f"{named}: cannot reach the Ray cluster "
@@ -324,6 +336,32 @@ def _check_reachable(address: str, named: str) -> None:
             "and is the address right?",
             argument="cluster",
         ) from None
+    if not speaks_grpc:
+        raise ClusterError(
+            f"{named}: something answers there, but not Ray; is the port right? (Ray "
+            f"Client: ray://HOST:{RAY_CLIENT_PORT}; the head's own port: HOST:{RAY_HEAD_PORT})",
+            argument="cluster",
+        )
+
+
+def _speaks_grpc(connection: socket.socket) -> bool:
+    """Whether the server at the other end speaks gRPC, as both of Ray's ports
+    do: to HTTP/2's opening (without TLS) it answers with its settings frame.
+    A web server answers otherwise, an SSH server with its banner. Behind TLS
+    (RAY_USE_TLS) the question cannot be asked, and Ray is left to answer."""
+    if os.environ.get("RAY_USE_TLS", "0").lower() in ("1", "true"):
+        return True
+    connection.sendall(_HTTP2_OPENING)
+    head = b""
+    try:
+        while len(head) < 9:  # a frame's header
+            chunk = connection.recv(9 - len(head))
+            if not chunk:
+                break
+            head += chunk
+    except (TimeoutError, ConnectionError):
+        pass  # a server still waiting for something else, or hanging up
+    return len(head) == 9 and head[3] == _HTTP2_SETTINGS and head[5:9] == bytes(4)
 
 
 class _Coordinator:

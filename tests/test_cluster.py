@@ -10,6 +10,7 @@ installed.
 from __future__ import annotations
 
 import contextlib
+import http.server
 import os
 import shutil
 import signal
@@ -17,6 +18,7 @@ import socket
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -265,6 +267,30 @@ def test_an_unreachable_cluster_is_one_line_and_a_rerun_sends_nothing(
     assert f"0 new, 0 changed, 0 moved, 0 removed, 0 failed, {len(COLORS)} unchanged" in (
         rerun.stderr
     )
+
+
+def test_a_port_where_something_else_answers_is_one_line(
+    cli, fake_models, library: Path, db_path: Path
+):
+    """Ray would try a web server's port for more than seven minutes."""
+
+    class Quiet(http.server.BaseHTTPRequestHandler):
+        def log_message(self, *args: Any) -> None:
+            pass  # its lines would mix with mediafind's on stderr
+
+    with http.server.ThreadingHTTPServer(("127.0.0.1", 0), Quiet) as web:
+        threading.Thread(target=web.serve_forever, daemon=True).start()
+        address = f"127.0.0.1:{web.server_address[1]}"
+        refused = cli("index", library, "--cluster", address)
+        web.shutdown()
+
+    assert refused.exit_code == 2
+    assert refused.stderr == (
+        f"mediafind: error: --cluster {address}: something answers there, but not Ray; "
+        "is the port right? (Ray Client: ray://HOST:10001; the head's own port: HOST:6379)\n"
+    )
+    with Store.open(db_path, create=False) as store:
+        assert store.conn.execute("SELECT count(*) FROM files").fetchone()[0] == 0
 
 
 def test_a_failed_connection_leaves_this_process_free_to_connect_again(
