@@ -274,17 +274,27 @@ def preview_library(db_path: Path, tmp_path: Path, cache: ThumbnailCache) -> lis
     return [str(db_path), str(photo), str(video), str(sound)]
 
 
-def in_a_terminal(arguments: list[str], **env: str) -> str:
-    """What a program writes to a terminal (a pseudo-terminal that, like a
-    plain one, answers no graphics query)."""
+# What a terminal that shows pictures answers: to the device attributes query
+# (ESC [ c) a VT220 that speaks sixel (4) or not, to the kitty graphics query
+# (a=q) "OK" when it is kitty.
+DEVICE_ATTRIBUTES_QUERY = b"\x1b[c"
+ANSWERS_TO_DEVICE_ATTRIBUTES = {"sixel": b"\x1b[?62;4;22c", "kitty": b"\x1b[?62;22c"}
+KITTY_QUERY = re.compile(rb"\x1b_G([^\x1b]*a=q[^\x1b]*)\x1b\\")
+
+
+def in_a_terminal(arguments: list[str], terminal: str = "plain", **env: str) -> str:
+    """What a program writes to a terminal: a pseudo-terminal that, like a
+    plain one, answers no graphics query, or that answers as a sixel terminal
+    or as kitty does (with the size of its cells in pixels, as those report)."""
     import fcntl
     import pty
     import struct
     import termios
 
     leader, follower = pty.openpty()
-    # 40 rows of 120 columns; no pixel size, as many terminals report.
-    fcntl.ioctl(follower, termios.TIOCSWINSZ, struct.pack("HHHH", 40, 120, 0, 0))
+    # 40 rows of 120 columns; a plain terminal gives no pixel size, as many do.
+    pixels = (1200, 800) if terminal != "plain" else (0, 0)
+    fcntl.ioctl(follower, termios.TIOCSWINSZ, struct.pack("HHHH", 40, 120, *pixels))
     environment = {**os.environ, "TERM": "xterm-256color", **env}
     environment.pop("COLUMNS", None)
     process = subprocess.Popen(
@@ -292,6 +302,7 @@ def in_a_terminal(arguments: list[str], **env: str) -> str:
     )
     os.close(follower)
     output = b""
+    answered = {"attributes": 0, "kitty": 0}
     while True:
         try:
             chunk = os.read(leader, 65536)
@@ -300,6 +311,17 @@ def in_a_terminal(arguments: list[str], **env: str) -> str:
         if not chunk:
             break
         output += chunk
+        if terminal == "plain":
+            continue
+        while output.count(DEVICE_ATTRIBUTES_QUERY) > answered["attributes"]:
+            os.write(leader, ANSWERS_TO_DEVICE_ATTRIBUTES[terminal])
+            answered["attributes"] += 1
+        queries = KITTY_QUERY.findall(output)
+        for query in queries[answered["kitty"] :]:
+            if terminal == "kitty":
+                image = dict(field.split(b"=") for field in query.split(b";")[0].split(b","))
+                os.write(leader, b"\x1b_Gi=" + image[b"i"] + b";OK\x1b\\")
+        answered["kitty"] = len(queries)
     process.wait(timeout=60)
     os.close(leader)
     assert process.returncode == 0, process.stderr.read() if process.stderr else ""
@@ -396,3 +418,29 @@ def test_the_preview_setting_must_be_true_or_false(cli, tmp_path: Path):
     (tmp_path / "config.toml").write_text('preview = "yes"\n')
     refused = cli("search", "red")
     assert refused.exit_code == 2 and "preview must be true or false" in refused.stderr
+
+
+def test_a_sixel_terminal_gets_sixel_pictures(preview_library: list[str]):
+    text = in_a_terminal(
+        [sys.executable, "-c", PREVIEW_PROGRAM, *preview_library], terminal="sixel", NO_COLOR=""
+    )
+    # A sixel picture is a device control string: ESC P ... q <sixels> ESC \.
+    pictures = re.findall(r"\x1bP[0-9;]*q(.*?)\x1b\\", text, re.DOTALL)
+    assert len(pictures) == 2  # the photo and the video's moment; the recording has none
+    assert all(len(picture) > 100 for picture in pictures)
+    assert "▀" not in text
+
+
+def test_kitty_gets_pictures_in_its_graphics_protocol(preview_library: list[str]):
+    text = in_a_terminal(
+        [sys.executable, "-c", PREVIEW_PROGRAM, *preview_library], terminal="kitty", NO_COLOR=""
+    )
+    sent = [
+        message
+        for message in re.findall(r"\x1b_G([^\x1b]*)\x1b\\", text)
+        if "a=q" not in message.split(";")[0]
+    ]
+    images = {re.search(r"i=(\d+)", message).group(1) for message in sent if "i=" in message}
+    assert len(images) == 2  # the photo and the video's moment; the recording has none
+    assert "\U0010eeee" in text  # kitty's placeholder cells, where the pictures show
+    assert "\x1bP" not in text and "▀" not in text
