@@ -524,7 +524,8 @@ def _read_here(task: _Task, job: _Job, models: _Models) -> tuple[_Prepared, list
     if not os.path.lexists(path):
         reason = (
             f"not found on the cluster's worker {socket.gethostname()} at {path}; mount the "
-            "folder there at the same path, or map it (path map); the next run tries again"
+            "folder there at the same path, or give a path map (LOCAL=REMOTE) to where the "
+            "workers find it; the next run tries again"
         )
         return _Prepared(task, "unread", error=reason), [Problem(task.found.path, reason, "failed")]
     events: list[IndexEvent] = []

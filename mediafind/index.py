@@ -302,6 +302,10 @@ class _Run:
         self.summary = summary
         self.runner = runner
         self.reusable = store.reusable_by_hash()
+        # Files that could not be read where the work ran (on a cluster: not
+        # found on its workers), left unrecorded so that the next run tries
+        # them again; this run's later passes leave them alone.
+        self.unread: set[str] = set()
 
     def facts(self, prepared: _Prepared) -> FileFacts:
         found, decoded = prepared.task.found, prepared.facts
@@ -357,6 +361,7 @@ class _Run:
         elif prepared.outcome == "reuse" and prepared.content_hash is not None:
             self.reuse(prepared, self.reusable[prepared.content_hash])
         elif prepared.outcome == "unread":
+            self.unread.add(task.found.path)
             self.finish(prepared, "failed")
         else:
             return False
@@ -651,12 +656,15 @@ def _pass(
     summary: IndexSummary,
     found: int,
     runner: Runner | None = None,
-) -> None:
-    """Process one pass's tasks (the vectors, then the words), interruptible."""
+) -> set[str]:
+    """Process one pass's tasks (the vectors, then the words), interruptible.
+    Returns the paths that could not be read where the work ran."""
     if tasks:
         _ready(store, models.used, models.embedders, models.spaces, emit)
     emit(ScanDone(found, len(tasks), sum(task.found.size for task in tasks), label))
-    _Run(store, models, emit, summary, runner).process(tasks)
+    run = _Run(store, models, emit, summary, runner)
+    run.process(tasks)
+    return run.unread
 
 
 def _settle(store: Store, used: list[Modality], spaces: dict[str, Space], changed: bool) -> int:
@@ -725,7 +733,7 @@ def _index_roots(
     summary = IndexSummary(unchanged=unchanged)
     embedders = {m.name: models[m.name] for m in used}
     try:
-        _pass(
+        unread = _pass(
             store,
             "indexing",
             tasks,
@@ -749,7 +757,8 @@ def _index_roots(
         # Searchable by sight and sound from here; the words come next.
         now = time.time()
         store.record_roots(Root(root.path, now, root.excludes) for root in roots)
-        word_tasks, _ = plan(words)
+        # A file not read for its pictures is not sent again for its words.
+        word_tasks = [task for task in plan(words)[0] if task.found.path not in unread]
         _pass(
             store,
             "reading words",

@@ -402,8 +402,10 @@ def test_a_killed_workers_task_is_run_again_and_written_once(
 
 
 def test_a_file_the_workers_cannot_find_is_said_and_tried_again(
-    tmp_path: Path, head: dict[str, str], fake_models
+    tmp_path: Path, head: dict[str, str]
 ):
+    """With the real models: pictures, then words, each pass on the cluster;
+    a file lost in the first is not sent again in the second."""
     here = photos(tmp_path / "here", 6)
     there = tmp_path / "there"  # where the workers find the folder: one photo short
     shutil.copytree(here, there, ignore=shutil.ignore_patterns("0002.png"))
