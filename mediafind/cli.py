@@ -395,7 +395,7 @@ def index(
                 summary = index_paths(store, targets, models, options, reporter)
             finally:
                 if verbose:
-                    _print_notes(models.values())
+                    _print_notes([*models.values(), *([runner] if runner else [])])
     # Quiet in cron (no paths, no terminal) unless asked; always by hand.
     if paths or verbose or sys.stderr.isatty():
         stderr_line(summary_line(summary))
@@ -406,6 +406,12 @@ def _cluster_runner(cluster: str | None, path_maps: list[str] | None) -> Any:
     before the index file is touched: Ray installed, the maps well formed)."""
     from mediafind.errors import UsageError
 
+    if cluster is not None and not cluster.strip():
+        raise UsageError(
+            "{argument} is empty: expected ray://HOST:PORT, HOST:PORT, auto, or local "
+            "to index here",
+            argument="cluster",
+        )
     address = config.resolve_cluster(cluster)
     if address is None:
         if path_maps:

@@ -170,9 +170,13 @@ class ClusterRunner:
         self.address = choice.value
         # How errors name the address: `{argument} ADDRESS`, `cluster in FILE = ...`
         self._named = choice.described("cluster")
+        # Checked now, contacting nothing: a run with nothing to do says it too.
+        self._host_port = _parse_address(self.address, self._named)
         self.maps = parse_path_maps(path_maps)
         _import_ray(self._named)  # said before any work when Ray is not installed
         self._connected = False
+        # What a verbose run says about where its work ran, once connected.
+        self.notes: list[str] = []
 
     def __enter__(self) -> ClusterRunner:
         return self
@@ -198,6 +202,11 @@ class ClusterRunner:
         ray = self._connect()
         resources = ray.cluster_resources()
         gpus = int(resources.get("GPU", 0))
+        nodes = sum(1 for node in ray.nodes() if node.get("Alive"))
+        self.notes = [
+            f"the reading and the models ran on the Ray cluster at {self.address} (nodes "
+            f"{nodes}, CPUs {int(resources.get('CPU', 0))}, GPUs {gpus})"
+        ]
         job = _Job(
             version=__version__,
             registry=tuple(modalities.modalities()),
@@ -261,7 +270,8 @@ class ClusterRunner:
         ray = _import_ray(self._named)
         if self._connected:
             return ray
-        _check_reachable(self.address, self._named)
+        if self._host_port is not None:
+            _check_reachable(*self._host_port, self._named)
         for attempt in range(1, CLIENT_ATTEMPTS + 1):
             try:
                 ray.init(address=self.address, logging_level=logging.ERROR, log_to_driver=False)
@@ -272,21 +282,40 @@ class ClusterRunner:
                 with contextlib.suppress(Exception):
                     ray.shutdown()
                 if CLIENT_SERVER_FAILED not in str(error):
-                    reason = one_line(error)
+                    reason, hint = one_line(error), self._other_port_hint()
                 elif attempt < CLIENT_ATTEMPTS:
                     continue
                 else:  # the head's traceback: its last line says what failed
-                    reason = str(error).strip().splitlines()[-1].strip()
+                    last = str(error).strip().splitlines()[-1].strip()
                     reason = (
                         f"the head failed {attempt} times to start a server for this "
-                        f"connection: {reason}"
+                        f"connection: {last}"
                     )
+                    hint = ""
                 raise ClusterError(
-                    f"{self._named}: cannot connect to the Ray cluster ({reason})",
+                    f"{self._named}: cannot connect to the Ray cluster ({reason}){hint}",
                     argument="cluster",
                 ) from None
         self._connected = True
         return ray
+
+    def _other_port_hint(self) -> str:
+        """What to try when Ray answered but would not connect: the address
+        may name Ray's other port, which takes the other form."""
+        if self._host_port is None:
+            return ""
+        port = self._host_port[1]
+        host = self.address.removeprefix("ray://").rpartition(":")[0]  # as typed: [::1]
+        if self.address.startswith("ray://"):
+            return (
+                f"; is {port} Ray Client's port ({RAY_CLIENT_PORT} unless the head was started "
+                f"otherwise)? The head's own port ({RAY_HEAD_PORT}) is given as {host}:PORT, "
+                "without ray://"
+            )
+        return (
+            f"; is {port} the head's own port ({RAY_HEAD_PORT} unless it was started "
+            f"otherwise)? Ray Client's port ({RAY_CLIENT_PORT}) is given as ray://{host}:PORT"
+        )
 
     def _orders(self, models: _Models) -> list[_ModelOrder]:
         return [
@@ -312,22 +341,29 @@ def _import_ray(named: str) -> Any:
     return ray
 
 
-def _check_reachable(address: str, named: str) -> None:
+def _parse_address(address: str, named: str) -> tuple[str, int] | None:
+    """The host and port of `ray://HOST:PORT` or `HOST:PORT`; None for `auto`
+    (Ray finds the cluster started on this machine, or says none is)."""
+    if address == "auto":
+        return None
+    rest = address.removeprefix("ray://")
+    host, _, port = rest.rpartition(":")
+    host = host.strip("[]")  # an IPv6 address, [::1]:10001
+    if not host or "/" in rest or not port.isdigit() or not 0 < int(port) < 65536:
+        raise UsageError(
+            f"{named}: expected ray://HOST:PORT (Ray Client), HOST:PORT (the head's own "
+            "port) or auto",
+            argument="cluster",
+        )
+    return host, int(port)
+
+
+def _check_reachable(host: str, port: int, named: str) -> None:
     """Fail at once, in one line, when nothing answers at `address`, or
     something other than Ray does: Ray itself retries for many minutes (more
     than seven at a web server's port), printing a line every few seconds."""
-    if address == "auto":
-        return  # Ray finds the cluster started on this machine, or says none is
-    host, _, port = address.removeprefix("ray://").rpartition(":")
-    if not host or not port.isdigit():
-        raise UsageError(
-            f"{named}: expected ray://HOST:PORT, HOST:PORT or auto",
-            argument="cluster",
-        )
     try:
-        with socket.create_connection(
-            (host.strip("[]"), int(port)), timeout=CONNECT_TIMEOUT
-        ) as connection:
+        with socket.create_connection((host, port), timeout=CONNECT_TIMEOUT) as connection:
             speaks_grpc = _speaks_grpc(connection)
     except OSError as error:
         raise ClusterError(

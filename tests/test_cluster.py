@@ -269,6 +269,29 @@ def test_an_unreachable_cluster_is_one_line_and_a_rerun_sends_nothing(
     )
 
 
+@pytest.mark.parametrize(
+    "address", ["http://127.0.0.1:10001", "ray:/127.0.0.1:10001", "127.0.0.1:99999", "nas:", ""]
+)
+def test_a_malformed_address_is_one_line_even_with_nothing_to_do(
+    cli, fake_models, library: Path, tmp_path: Path, address: str
+):
+    typed = cli("index", library, "--cluster", address)
+    assert typed.exit_code == 2
+    assert typed.stderr.count("\n") == 1
+    assert typed.stderr.startswith("mediafind: error: --cluster ")
+    assert "expected ray://HOST:PORT" in typed.stderr
+
+    # Up to date, so nothing would be sent: the config file's address is
+    # still checked, as it is what every later run will use.
+    assert cli("index", library).exit_code == 0
+    if address:
+        config = tmp_path / "config.toml"
+        config.write_text(f'cluster = "{address}"\n')
+        kept = cli("index", library)
+        assert kept.exit_code == 2
+        assert kept.stderr.startswith(f"mediafind: error: cluster in {config} = '{address}': ")
+
+
 def test_a_port_where_something_else_answers_is_one_line(
     cli, fake_models, library: Path, db_path: Path
 ):
@@ -308,9 +331,15 @@ def test_a_failed_connection_leaves_this_process_free_to_connect_again(
     with (
         Store.open(tmp_path / "index.db", create=True) as store,
         ClusterRunner(wrong, []) as runner,
-        pytest.raises(ClusterError, match=f"cluster {wrong}: cannot connect to the Ray cluster"),
+        pytest.raises(
+            ClusterError, match=f"cluster {wrong}: cannot connect to the Ray cluster"
+        ) as refused,
     ):
         index_paths(store, [root], options=IndexOptions(runner=runner))
+    # It says what the user most likely meant: the head's own port, as HOST:PORT.
+    assert str(refused.value).endswith(
+        "The head's own port (6379) is given as 127.0.0.1:PORT, without ray://"
+    )
 
     summary, _ = run(tmp_path / "index.db", root, head["gcs"])
     assert (summary.new, summary.failed) == (3, 0)
@@ -380,6 +409,18 @@ def test_the_words_that_ask_for_another_connection_are_ray_clients_words():
     from ray.util.client import worker
 
     assert CLIENT_SERVER_FAILED in Path(worker.__file__).read_text()
+
+
+def test_verbose_says_the_work_ran_on_the_cluster(
+    cli, fake_models, library: Path, head: dict[str, str]
+):
+    done = cli("index", library, "--cluster", head["gcs"], "--verbose")
+    assert done.exit_code == 0, done.stderr
+    # The head was started with 2 CPUs and no GPU, alone.
+    assert (
+        f"mediafind: note: the reading and the models ran on the Ray cluster at {head['gcs']} "
+        "(nodes 1, CPUs 2, GPUs 0)\n"
+    ) in done.stderr
 
 
 def test_a_killed_workers_task_is_run_again_and_written_once(
