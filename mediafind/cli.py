@@ -12,15 +12,15 @@ from __future__ import annotations
 import contextlib
 import logging
 import os
+import shlex
 import signal
 import sys
 from dataclasses import dataclass, field
-from enum import Enum
 from pathlib import Path
 from typing import Annotated, Any
 
 import typer
-from typer.core import TyperGroup
+from typer.core import TyperArgument, TyperGroup
 
 from mediafind import __version__, config
 from mediafind import modalities as registry
@@ -86,6 +86,15 @@ def _option_names(command: str | None) -> dict[str, str]:
 class _Group(TyperGroup):
     """Maps the library's exceptions to one stderr line and an exit code."""
 
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        # typer writes an argument's Python type after its name in the help
+        # (`QUERY <list[str]>`); the name and the help say what to give.
+        for command in self.commands.values():
+            for param in command.params:
+                if isinstance(param, TyperArgument):
+                    param.display_type_rich = _no_type  # type: ignore[method-assign]
+
     def invoke(self, ctx: Any) -> Any:
         import warnings
 
@@ -117,6 +126,10 @@ class _Group(TyperGroup):
             signal.signal(signal.SIGTERM, previous)
 
 
+def _no_type(ctx: Any) -> None:
+    return None
+
+
 def _exit_now(code: int) -> None:
     """Exit without waiting for threads: a worker stuck reading a hung network
     mount or a FIFO must not keep an interrupted run alive (what was finished
@@ -137,20 +150,65 @@ app = typer.Typer(
     context_settings={"help_option_names": ["-h", "--help"]},
 )
 
+
+# Values are parsed here rather than by typer's types, whose help shows
+# internal types (`<list[str]>`, `<int range>`) and whose errors start with
+# "Value error,".
+def _choice(names: list[str], aliases: dict[str, str] | None = None) -> Any:
+    """A parser that takes one of `names` (any case), or an alias of one."""
+    aliases = aliases or {}
+
+    def parse(value: Any) -> str:
+        if not isinstance(value, str):
+            return str(value)
+        chosen = aliases.get(value.lower(), value.lower())
+        if chosen not in names:
+            offered = [
+                f"{name} (or {alias})" if (alias := _alias_of(name, aliases)) else name
+                for name in names
+            ]
+            raise typer.BadParameter(f"{value!r} is not one of {', '.join(offered)}")
+        return chosen
+
+    return parse
+
+
+def _alias_of(name: str, aliases: dict[str, str]) -> str | None:
+    return next((alias for alias, target in aliases.items() if target == name), None)
+
+
+def _number(low: float | None = None, high: float | None = None, whole: bool = False) -> Any:
+    """A parser of a number within bounds, with an error in words."""
+    what = "a whole number" if whole else "a number"
+
+    def parse(value: Any) -> float | int:
+        if not isinstance(value, str):
+            return value
+        try:
+            number: float | int = int(value) if whole else float(value)
+        except ValueError:
+            raise typer.BadParameter(f"{value!r} is not {what}") from None
+        if (low is not None and number < low) or (high is not None and number > high):
+            bounds = (
+                f"from {low:g} to {high:g}"
+                if low is not None and high is not None
+                else f"at least {low:g}"
+                if low is not None
+                else f"at most {high:g}"
+            )
+            raise typer.BadParameter(f"{value} is out of range: expected {what} {bounds}")
+        return number
+
+    return parse
+
+
 # Choices come from the registry: a new modality or kind needs no edit here.
-Kind = Enum("Kind", {kind: kind for kind in registry.kinds()}, type=str)  # type: ignore[misc]
-Modality = Enum("Modality", {name: name for name in registry.names()}, type=str)  # type: ignore[misc]
+# People call pictures photos (so does the README): both are accepted.
+_KIND_ALIASES = {"photo": "image", "photos": "image", "picture": "image"}
+_KINDS = registry.kinds()
 # The kinds `duplicates` compares: those with pictures.
-PictureKind = Enum(  # type: ignore[misc]
-    "PictureKind",
-    {kind: kind for kind in registry.kinds() if kind in ("image", "video")},
-    type=str,
-)
-
-
-class Precision(str, Enum):
-    fp32 = "fp32"
-    int8 = "int8"
+_PICTURE_KINDS = [kind for kind in _KINDS if kind in ("image", "video")]
+_PRECISIONS = ["fp32", "int8"]
 
 
 def _model_help(option: str) -> str:
@@ -258,7 +316,11 @@ def main_options(
 def index(
     paths: Annotated[
         list[Path] | None,
-        typer.Argument(help="Folders (or files) to index. None: the remembered folders."),
+        typer.Argument(
+            metavar="PATHS",
+            help="Folders (or files) to index. None: the remembered folders.",
+            show_default=False,
+        ),
     ] = None,
     db: DbOption = None,
     model: ModelOption = None,
@@ -311,13 +373,17 @@ def index(
         typer.Option(
             "--max-gap",
             metavar="SECONDS",
+            parser=_number(),
             help="Longest stretch of a video without an embedded frame.",
         ),
     ] = DecodeOptions.max_gap,
     precision: Annotated[
-        Precision | None,
+        str | None,
         typer.Option(
             "--precision",
+            metavar="|".join(_PRECISIONS),
+            parser=_choice(_PRECISIONS),
+            autocompletion=lambda: _PRECISIONS,
             help=(
                 "int8: about twice as fast on the CPU, slightly less exact; remembered by the "
                 "index. Default: the index's own, else fp32."
@@ -357,9 +423,9 @@ def index(
 ) -> None:
     """Index the photos, videos and recordings under PATHS; only what changed is embedded."""
     from mediafind.db import Store
-    from mediafind.index import IndexOptions, index_paths
+    from mediafind.index import IndexOptions, discard_if_unused, index_paths
     from mediafind.output import IndexReporter, stderr_line, summary_line
-    from mediafind.scan import check_paths
+    from mediafind.scan import present_paths
 
     runner = _cluster_runner(cluster, path_map)
     options = IndexOptions(
@@ -371,31 +437,38 @@ def index(
         runner=runner,
     )
     # No paths: cron's form, the remembered folders (less any not there today).
-    targets = [str(p) for p in paths or ()]
-    check_paths(targets)  # before the index file is created: a typo leaves nothing behind
+    # Checked before the index file is created: a typo leaves nothing behind.
+    checked = present_paths([str(p) for p in paths or ()])
+    if checked.absent:
+        stderr_line(f"mediafind: warning: left out: {'; '.join(checked.absent)}")
+    targets = checked.present
     skips = {"--no-audio": no_audio, "--no-speech": no_speech, "--no-text": no_text}
     with (
         Store.open(config.resolve_db_path(db), create=True) as store,
         runner or contextlib.nullcontext(),
     ):
-        models = registry.models_for_index(
-            store,
-            _model_requests(
-                model=model,
-                audio_model=audio_model,
-                speech_model=speech_model,
-                text_model=text_model,
-            ),
-            device=config.resolve_device(device),
-            precision=precision.value if precision else None,
-            skip={m.name for m in registry.modalities() if skips.get(m.skip_option or "")},
-        )
-        with IndexReporter(verbose=verbose) as reporter:
-            try:
-                summary = index_paths(store, targets, models, options, reporter)
-            finally:
-                if verbose:
-                    _print_notes([*models.values(), *([runner] if runner else [])])
+        try:
+            models = registry.models_for_index(
+                store,
+                _model_requests(
+                    model=model,
+                    audio_model=audio_model,
+                    speech_model=speech_model,
+                    text_model=text_model,
+                ),
+                device=config.resolve_device(device),
+                precision=precision,
+                skip={m.name for m in registry.modalities() if skips.get(m.skip_option or "")},
+            )
+            with IndexReporter(verbose=verbose) as reporter:
+                try:
+                    summary = index_paths(store, targets, models, options, reporter)
+                finally:
+                    if verbose:
+                        _print_notes([*models.values(), *([runner] if runner else [])])
+        except MediafindError:
+            discard_if_unused(store)
+            raise
     # Quiet in cron (no paths, no terminal) unless asked; always by hand.
     if paths or verbose or sys.stderr.isatty():
         stderr_line(summary_line(summary))
@@ -433,17 +506,33 @@ def _print_notes(models: Any) -> None:
 LimitOption = Annotated[
     int | None,
     typer.Option(
-        "--limit", "-n", min=1, help=f"Most results to show [default: {config.DEFAULT_LIMIT}]."
+        "--limit",
+        "-n",
+        metavar="N",
+        parser=_number(low=1, whole=True),
+        help=f"Most results to show [default: {config.DEFAULT_LIMIT}].",
     ),
 ]
 TypeOption = Annotated[
-    list[Kind] | None,
-    typer.Option("--type", "-t", help="Only results of this kind (repeatable)."),
+    list[str] | None,
+    typer.Option(
+        "--type",
+        "-t",
+        metavar="|".join(_KINDS),
+        parser=_choice(_KINDS, _KIND_ALIASES),
+        autocompletion=lambda: _KINDS,
+        help="Only results of this kind (repeatable; photo = image).",
+    ),
 ]
 ModalityFilter = Annotated[
-    list[Modality] | None,
+    list[str] | None,
     typer.Option(
-        "--modality", "-m", help="Only match by what is seen, heard, said or written (repeatable)."
+        "--modality",
+        "-m",
+        metavar="|".join(registry.names()),
+        parser=_choice(registry.names()),
+        autocompletion=registry.names,
+        help="Only match by what is seen, heard, said or written (repeatable).",
     ),
 ]
 JsonOption = Annotated[bool, typer.Option("--json", help="A JSON array of results.")]
@@ -557,8 +646,8 @@ class _Query:
     not_: list[str] = field(default_factory=list)
     min_score: float | None = None
     limit: int | None = None
-    kinds: list[Enum] = field(default_factory=list)
-    modalities: list[Enum] = field(default_factory=list)
+    kinds: list[str] = field(default_factory=list)
+    modalities: list[str] = field(default_factory=list)
     filters: dict[str, Any] = field(default_factory=dict)
 
 
@@ -602,7 +691,7 @@ def _search_and_print(query: _Query, output: _Output, chosen: _Models) -> None:
     parts = [parse_part(text) for text in query.and_]
     parts += [parse_part(text, negative=True) for text in query.not_]
     filters = make_filters(**query.filters)
-    kinds = [k.value for k in query.kinds]
+    kinds = query.kinds
     with Store.open(config.resolve_db_path(chosen.db), create=False, readonly=True) as store:
         models = chosen.for_searching(store)
         announcer = ModelAnnouncer()
@@ -622,7 +711,7 @@ def _search_and_print(query: _Query, output: _Output, chosen: _Models) -> None:
                 min_score=query.min_score,
                 limit=config.resolve_limit(query.limit),
                 kinds=kinds,
-                modalities=[m.value for m in query.modalities],
+                modalities=query.modalities,
                 filters=filters,
             )
         finally:
@@ -674,7 +763,12 @@ def search(
     ] = None,
     like_weight: Annotated[
         float,
-        typer.Option("--like-weight", help="With QUERY and --like: the example's share, 0 to 1."),
+        typer.Option(
+            "--like-weight",
+            metavar="W",
+            parser=_number(),
+            help="With QUERY and --like: the example's share, 0 to 1.",
+        ),
     ] = DEFAULT_LIKE_WEIGHT,
     and_: Annotated[
         list[str] | None,
@@ -694,7 +788,12 @@ def search(
     ] = None,
     min_score: Annotated[
         float | None,
-        typer.Option("--min-score", metavar="X", help="Drop results scoring under X (calibrated)."),
+        typer.Option(
+            "--min-score",
+            metavar="X",
+            parser=_number(),
+            help="Drop results scoring under X (calibrated).",
+        ),
     ] = None,
     folder: FolderFilter = None,
     since: SinceFilter = None,
@@ -719,8 +818,10 @@ def search(
     verbose: VerboseOption = False,
 ) -> None:
     """Find the photos, video moments, sounds and words that best match QUERY (or --like FILE)."""
+    text = " ".join(words) if words else None
+    _refuse_a_file_as_words(text)
     query = _Query(
-        text=" ".join(words) if words else None,
+        text=text,
         like=like or [],
         like_weight=like_weight,
         and_=and_ or [],
@@ -735,6 +836,22 @@ def search(
     _search_and_print(
         query, output, _Models(db, model, audio_model, speech_model, text_model, device, verbose)
     )
+
+
+def _refuse_a_file_as_words(text: str | None) -> None:
+    """A media file given as the query was meant as an example: searching for
+    its name's words would answer with nothing related to it."""
+    from mediafind.errors import UsageError
+    from mediafind.scan import kind_by_extension
+
+    if text is None or not os.path.isfile(os.path.expanduser(text)):
+        return
+    if os.path.splitext(text)[1].lower() in kind_by_extension():
+        quoted = shlex.quote(text)
+        raise UsageError(
+            f"{text} is a file, and QUERY is words; to find what looks or sounds like it: "
+            f"mediafind search --like {quoted} (or: mediafind similar {quoted})"
+        )
 
 
 @app.command()
@@ -781,19 +898,23 @@ def similar(
 
 @app.command()
 def transcript(
-    file: Annotated[Path, typer.Argument(help="An indexed video or recording.")],
+    file: Annotated[Path, typer.Argument(metavar="FILE", help="An indexed video or recording.")],
     srt: Annotated[bool, typer.Option("--srt", help="As SubRip subtitles.")] = False,
     as_json: JsonOption = False,
     db: DbOption = None,
 ) -> None:
     """Print what is said in FILE, with timestamps, as the index holds it."""
     from mediafind.db import Store
-    from mediafind.output import print_transcript
+    from mediafind.output import print_transcript, stderr_line
     from mediafind.query import transcript as read_transcript
 
     with Store.open(config.resolve_db_path(db), create=False, readonly=True) as store:
         phrases = read_transcript(store, str(file))
     print_transcript(phrases, style="srt" if srt else "json" if as_json else "plain")
+    if not phrases:
+        if sys.stderr.isatty():
+            stderr_line(f"mediafind: nothing is said in {file} (no speech was heard in it)")
+        raise typer.Exit(EXIT_NOT_FOUND)
 
 
 @app.command()
@@ -826,11 +947,23 @@ def status(
 def duplicates(
     threshold: Annotated[
         float,
-        typer.Option("--threshold", help="How alike (cosine, 0 to 1) files must be to group."),
+        typer.Option(
+            "--threshold",
+            metavar="X",
+            parser=_number(low=0, high=1),
+            help="How alike (cosine, 0 to 1) files must be to group.",
+        ),
     ] = DEFAULT_THRESHOLD,
     kind: Annotated[
-        list[PictureKind] | None,
-        typer.Option("--type", "-t", help="Only groups of this kind (repeatable)."),
+        list[str] | None,
+        typer.Option(
+            "--type",
+            "-t",
+            metavar="|".join(_PICTURE_KINDS),
+            parser=_choice(_PICTURE_KINDS, _KIND_ALIASES),
+            autocompletion=lambda: _PICTURE_KINDS,
+            help="Only groups of this kind (repeatable; photo = image).",
+        ),
     ] = None,
     as_json: JsonOption = False,
     db: DbOption = None,
@@ -841,9 +974,7 @@ def duplicates(
     from mediafind.output import print_duplicates
 
     with Store.open(config.resolve_db_path(db), create=False, readonly=True) as store:
-        groups = find_duplicates(
-            store, threshold=threshold, kinds=tuple(k.value for k in kind or ())
-        )
+        groups = find_duplicates(store, threshold=threshold, kinds=tuple(kind or ()))
     print_duplicates(groups, as_json=as_json)
     if not groups:
         raise typer.Exit(EXIT_NOT_FOUND)
@@ -869,7 +1000,7 @@ def roots(ctx: typer.Context, db: DbOption = None) -> None:
 
 @roots_app.command("remove")
 def roots_remove(
-    folder: Annotated[Path, typer.Argument(help="A remembered folder.")],
+    folder: Annotated[Path, typer.Argument(metavar="FOLDER", help="A remembered folder.")],
     db: DbOption = None,
 ) -> None:
     """Forget a remembered folder and the files indexed from it."""
@@ -908,7 +1039,10 @@ def prune(db: DbOption = None) -> None:
 
 @app.command()
 def forget(
-    paths: Annotated[list[Path], typer.Argument(help="Files or folders to remove from the index.")],
+    paths: Annotated[
+        list[Path],
+        typer.Argument(metavar="PATHS", help="Files or folders to remove from the index."),
+    ],
     db: DbOption = None,
 ) -> None:
     """Remove files, or everything under folders, from the index (the files stay on

@@ -22,6 +22,7 @@ from mediafind.cli import (
     TextModelOption,
     _exit_now,
     _Models,
+    _number,
     app,
 )
 
@@ -39,7 +40,10 @@ def serve(
     port: Annotated[
         int,
         typer.Option(
-            "--port", metavar="PORT", min=0, max=65535, help="Port to listen on; 0: a free one."
+            "--port",
+            metavar="PORT",
+            parser=_number(low=0, high=65535, whole=True),
+            help="Port to listen on; 0: a free one.",
         ),
     ] = 0,
     open_browser: Annotated[

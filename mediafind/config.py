@@ -168,6 +168,14 @@ class Choice:
             return f"the index's {what} {self.value}"
         return f"the default {what} {self.value}"
 
+    def withdrawn(self) -> str:
+        """How to stop asking for it: what a message tells the user to do."""
+        if self.source == "environment":
+            return f"unset {self.where}"
+        if self.source == "config":
+            return f"remove the setting {self.where}"
+        return "leave out {argument}"
+
 
 def requested(flag: str | None, env: str, key: str) -> Choice | None:
     """What the user asked for: the option, else the environment variable, else

@@ -506,6 +506,14 @@ class WriterLock:
         handle.flush()
         self._handle = handle
 
+    def remove(self) -> None:
+        """Delete the lock file, then release it: whoever opens the name
+        afterwards gets a new file, so no other run's lock is deleted."""
+        if self._handle is not None:
+            with contextlib.suppress(FileNotFoundError):
+                self.path.unlink()
+        self.release()
+
     def release(self) -> None:
         if self._handle is not None:
             self._handle.close()
@@ -529,6 +537,9 @@ class Store:
         self.readonly = mode != "mode=rwc"
         self._mode = mode
         self._extra_readers: list[_Connection] = []
+        # Whether `open` made the file: a first run that fails before writing
+        # anything removes it again (`discard`).
+        self.created = False
 
     @classmethod
     def open(cls, path: Path, *, create: bool, readonly: bool = False) -> Store:
@@ -543,7 +554,8 @@ class Store:
             raise DatabaseError(
                 f"{path} is a folder; {{db}} takes the path of an index file", arguments=("db",)
             )
-        if not path.exists():
+        existed = path.exists()
+        if not existed:
             if not create:
                 raise IndexNotFoundError(
                     f"no index at {path}; build one with: mediafind index FOLDER"
@@ -554,7 +566,7 @@ class Store:
                 raise DatabaseError(f"cannot create {path.parent}: {error.strerror}") from error
         if not readonly:
             try:
-                return cls._open(path, "mode=rwc")
+                store = cls._open(path, "mode=rwc")
             except DatabaseError as error:
                 writable = os.access(path, os.W_OK) if path.exists() else True
                 if writable and os.access(path.parent, os.W_OK):
@@ -562,6 +574,8 @@ class Store:
                 raise _database_error(
                     PermissionError("attempt to write a readonly database"), path
                 ) from error
+            store.created = not existed
+            return store
         try:
             return cls._open(path, "mode=ro")
         except DatabaseError:
@@ -602,6 +616,14 @@ class Store:
             reader.close()
         self._extra_readers.clear()
         self.conn.close()
+
+    def discard(self) -> None:
+        """Close the index and delete its files (the caller holds its
+        WriterLock and knows that it holds nothing of the user's)."""
+        self.close()
+        for suffix in ("", "-wal", "-shm", "-journal"):
+            with contextlib.suppress(FileNotFoundError):
+                self.path.with_name(self.path.name + suffix).unlink()
 
     def __enter__(self) -> Store:
         return self

@@ -136,6 +136,17 @@ def existing_space(
 
 
 def _mismatch(store: Store, modality: Modality, embedder: Model, active: Space) -> MediafindError:
+    asked = embedder.choice
+    if active.model != embedder.name and asked.source in ("environment", "config"):
+        # Not a flag the user typed: name the variable or setting that asked.
+        return ModelMismatchError(
+            f"{asked.described(modality.noun + ' model')} asks for {modality.noun} model "
+            f"{embedder.name}, but the index {store.path} holds vectors from {active.model}, "
+            f"and vectors of two models cannot be compared; {asked.withdrawn()} to go on with "
+            f"{active.model}, or re-embed every file with the new model: mediafind index "
+            "{reembed} FOLDER...",
+            arguments=("reembed",),
+        )
     if active.model != embedder.name:
         return ModelMismatchError(
             f"the index {store.path} holds {modality.name} vectors from model {active.model}, "
@@ -630,6 +641,28 @@ def index_paths(
     return summary
 
 
+def discard_if_unused(store: Store) -> bool:
+    """Remove an index that `store` created and nothing was written to (its
+    lock file too): a first run that stopped before any work, a model that
+    cannot be had say, leaves nothing that later passes for an empty index.
+    Returns whether it was removed; an index another run is writing to stays."""
+    if not store.created or store.readonly:
+        return False
+    lock = WriterLock(store.path)
+    try:
+        lock.acquire()
+    except MediafindError:
+        return False
+    try:
+        if store.all_paths() or store.roots():
+            return False
+        store.discard()
+        lock.remove()
+        return True
+    finally:
+        lock.release()
+
+
 def _ready(
     store: Store,
     used: list[Modality],
@@ -697,7 +730,13 @@ def _index_roots(
     chosen = [modality for modality in modalities.modalities() if modality.name in models]
     spaces: dict[str, Space] = {}
     for modality in chosen:
-        space = existing_space(store, modality, models[modality.name], reembed=options.reembed)
+        try:
+            space = existing_space(store, modality, models[modality.name], reembed=options.reembed)
+        except ModelUnavailableError:
+            # Its folder is gone, so its vectors cannot be told apart from the
+            # index's: `check_models` names it below, with every other model
+            # this run cannot have, once it is known that the run needs it.
+            continue
         if space is not None:
             spaces[modality.name] = space
     paths = [root.path for root in roots]

@@ -67,14 +67,49 @@ def canonical_path(raw: str | os.PathLike[str]) -> str:
     return os.path.join(os.path.realpath(head), name)
 
 
+def path_problem(raw: str | os.PathLike[str]) -> str | None:
+    """Why `raw` cannot be indexed ("no such file or folder"), or None."""
+    path = canonical_path(raw)
+    if not os.path.exists(path):
+        return "no such file or folder"
+    if not (os.path.isdir(path) or os.path.isfile(path)):
+        return "not a file or folder"
+    return None
+
+
 def check_paths(paths: Iterable[str | os.PathLike[str]]) -> None:
     """Raise UsageError for the first path that is not a file or folder."""
     for raw in paths:
-        path = canonical_path(raw)
-        if not os.path.exists(path):
-            raise UsageError(f"{os.fsdecode(raw)}: no such file or folder", argument="paths")
-        if not (os.path.isdir(path) or os.path.isfile(path)):
-            raise UsageError(f"{os.fsdecode(raw)}: not a file or folder", argument="paths")
+        if (problem := path_problem(raw)) is not None:
+            raise UsageError(f"{os.fsdecode(raw)}: {problem}", argument="paths")
+
+
+@dataclass(frozen=True)
+class PathCheck:
+    """The paths a run was given, split into those it can index and the rest."""
+
+    present: list[str]
+    # "~/Music: no such file or folder", one per path left out.
+    absent: list[str]
+
+
+def present_paths(paths: Sequence[str | os.PathLike[str]]) -> PathCheck:
+    """Split `paths` into what exists and what does not, so that a run given
+    `~/Pictures ~/Videos ~/Music` on a machine with only `~/Pictures` indexes
+    that (a quick start must not stop at the first missing folder). Raises
+    UsageError naming every path when none of them exists: then there is
+    nothing to do, and a typo must not pass for success."""
+    present: list[str] = []
+    absent: list[str] = []
+    for raw in paths:
+        problem = path_problem(raw)
+        if problem is None:
+            present.append(os.fsdecode(raw))
+        else:
+            absent.append(f"{os.fsdecode(raw)}: {problem}")
+    if paths and not present:
+        raise UsageError("; ".join(absent), argument="paths")
+    return PathCheck(present, absent)
 
 
 def normalize_roots(

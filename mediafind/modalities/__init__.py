@@ -113,7 +113,8 @@ def models_for_index(
     For each modality: the model asked for in `requests` (by modality name; a
     spec, or a `config.Choice` that says where it came from), else its
     environment variable or config key, else the one the index was built with,
-    else its default. The precision: `precision`, else the index's (a
+    else its default; when `searching`, the index's model comes before the
+    variable and the key. The precision: `precision`, else the index's (a
     modality new to the index follows the others, so that int8 once is
     remembered for all), else fp32. `skip` leaves modalities out.
 
@@ -136,8 +137,15 @@ def models_for_index(
         asked = requests.get(modality.name)
         if isinstance(asked, str):
             asked = config.Choice(asked, "option")
-        choice = asked or config.requested(None, modality.env, modality.config_key)
         space = spaces.get(modality.name)
+        # A search answers with the model that made the index's vectors, unless
+        # asked otherwise on the command line: a MEDIAFIND_MODEL exported for
+        # indexing (README: Offline use) must not break every search once the
+        # index moved to another model. Indexing does follow the variable, and
+        # says so when it disagrees with the index.
+        choice = asked
+        if choice is None and not (searching and space is not None):
+            choice = config.requested(None, modality.env, modality.config_key)
         if choice is None:
             choice = (
                 config.Choice(space.model, "index")

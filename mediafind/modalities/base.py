@@ -29,6 +29,8 @@ if TYPE_CHECKING:
 class Model(Protocol):
     """What every modality's model is: named, identified, checked, prepared."""
 
+    # What the user did to choose it (an option, a variable, the index's...).
+    choice: Choice
     precision: str
     notes: list[str]
     on_prepare: Callable[[ModelPreparing | ModelReady], None]

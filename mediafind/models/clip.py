@@ -69,11 +69,19 @@ def parse_spec(text: str) -> ModelSpec:
         if repo.count("/") != 1:
             raise ValueError("expected hf-hub:ORG/REPO")
         return ModelSpec(text, "hf-hub", repo)
+    # A folder given as the other model options take one: anything spelled
+    # like a path (open_clip's NAME:PRETRAINED never holds a slash), or a
+    # folder that exists. It is the same model as local-dir: of that folder.
+    folder = os.path.abspath(os.path.expanduser(text))
+    path_like = text.startswith(("/", "~", ".")) or "/" in text or os.sep in text
+    if text and (path_like or os.path.isdir(folder)):
+        return ModelSpec(LOCAL_DIR + folder, "local-dir", folder)
     name, _, pretrained = text.partition(":")
     if not name or not pretrained:
         raise ValueError(
             "expected NAME:PRETRAINED (e.g. ViT-B-32:laion2b_s34b_b79k), hf-hub:ORG/REPO or "
-            "local-dir:PATH; without pretrained weights a model is random"
+            "a model folder (local-dir:PATH, or its path); without pretrained weights a "
+            "model is random"
         )
     return ModelSpec(text, "pretrained", name, pretrained)
 
