@@ -215,8 +215,9 @@ def _model_help(option: str) -> str:
     for modality in registry.modalities():
         if modality.option == option:
             return (
-                f"The {modality.noun} model. Default: ${modality.env}, else the config file's "
-                f"{modality.config_key}, else the index's own, else {modality.default_model}"
+                f"The {modality.noun} model. Default: for a search, the index's own; for "
+                f"indexing, ${modality.env}, else the config file's {modality.config_key}, "
+                f"else the index's own, else {modality.default_model}"
             )
     return ""  # no modality takes this option in this registry
 
@@ -235,7 +236,7 @@ ModelOption = Annotated[
     typer.Option(
         "--model",
         metavar="SPEC",
-        help="open_clip NAME:PRETRAINED, hf-hub:ORG/REPO or local-dir:PATH. "
+        help="open_clip NAME:PRETRAINED, hf-hub:ORG/REPO or a model folder (local-dir:PATH). "
         + _model_help("--model"),
         show_default=False,
     ),
