@@ -198,9 +198,10 @@ def indexed_folders(store: Store, folders: Sequence[str]) -> list[str]:
         held = [folder for folder in candidates if store.count_files(Filters(folders=[folder]))]
         if not held:
             where = (
-                f"the indexed folders are {', '.join(roots)}: one of them or a folder inside"
+                f"the indexed folders are {', '.join(roots)} (give one of them, "
+                "or a folder inside one by its path from there)"
                 if roots
-                else "nothing is indexed yet (mediafind index FOLDER)"
+                else "the index is empty: run mediafind index FOLDER first"
             )
             raise UsageError(
                 f"{{argument}} {text!r}: nothing is indexed there; {where}", argument="folders"

@@ -232,6 +232,27 @@ def test_in_folder_is_relative_to_an_indexed_folder(served: Served):
             assert f"the indexed folders are {served.library}" in error
 
 
+def test_a_relative_folder_may_be_in_several_indexed_folders(tmp_path: Path):
+    from mediafind.db import Store
+    from mediafind.errors import UsageError
+    from mediafind.query import indexed_folders
+
+    home, work = tmp_path / "home", tmp_path / "work"
+    draw_photo(home / "2023" / "a.jpg", COLORS["red"])
+    draw_photo(work / "2023" / "b.jpg", COLORS["blue"])
+    draw_photo(work / "2024" / "c.jpg", COLORS["green"])
+    env = server_environment(tmp_path)
+    for folder in (home, work):
+        subprocess.run(fake_cli("index", str(folder)), env=env, capture_output=True, check=True)
+    with Store.open(tmp_path / "index.db", create=False) as store:
+        assert indexed_folders(store, ["2023"]) == [str(home / "2023"), str(work / "2023")]
+        assert indexed_folders(store, ["2024", str(work)]) == [str(work / "2024"), str(work)]
+        with pytest.raises(UsageError) as raised:
+            indexed_folders(store, ["2025"])
+    assert str(raised.value).startswith("folders '2025': nothing is indexed there")
+    assert f"the indexed folders are {home}, {work} (" in str(raised.value)
+
+
 def test_info_says_what_status_says_for_the_start_page(served: Served):
     status = json.loads(
         subprocess.run(
