@@ -18,6 +18,7 @@ from urllib.parse import parse_qs, urlsplit
 import pytest
 from conftest import COLORS, draw_photo, fake_cli
 from media_factory import Shot, make_audio, make_video
+from test_audio import make_video_with_sound
 from test_serve import server_environment, start, stop
 
 from mediafind.serve import opening_page
@@ -79,7 +80,8 @@ def page_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
 
 
 # More than the page's first 20 results, in a folder per year; one name with
-# an emoji; a video of half-second shots, whose moments share their seconds.
+# an emoji; a video of half-second shots, whose moments share their seconds;
+# a video with sound, seen and heard at 0:00.
 PHOTOS_2023 = 12
 PHOTOS_2024 = 10
 BIRTHDAY = "🎂 birthday.jpg"
@@ -110,6 +112,9 @@ def archive(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Archive]:
     for i in range(PHOTOS_2024):
         draw_photo(library / "2024" / f"trip-{i:02}.jpg", (90, 20 * i, 230 - 20 * i), size=(64, 48))
     make_video(library / "quick.webm", QUICK_SHOTS, fps=FPS, codec="libvpx-vp9", gop_seconds=0.5)
+    # Two 2-second scenes: seen at 0 and 2 s, heard in windows from 0 and 1.5 s.
+    scenes = [(QUICK_SHOTS[0], "noise"), (QUICK_SHOTS[2], "chirp")]
+    make_video_with_sound(library / "loud.mp4", scenes, seconds=2.0)
     make_audio(library / "tone.wav", [("tone", 3.0)])
     env = server_environment(root)
     indexing = subprocess.run(fake_cli("index", str(library)), env=env, capture_output=True)
@@ -231,7 +236,7 @@ def test_the_start_page_says_what_the_index_holds(browser, archive: Archive):  #
     page.goto(archive.url)
     wait_until(page, "document.querySelector('#start').textContent.length > 0")
     shown = page.text_content("#start") or ""
-    assert "The index holds 22 photos, 1 video and 1 recording." in shown
+    assert "The index holds 22 photos, 2 videos and 1 recording." in shown
     assert f"Last indexed {datetime.fromtimestamp(last).strftime('%Y-%m-%d %H:%M')}." in shown
     assert str(archive.library) in shown
     # A search hides it; going back to no search shows it again.
@@ -251,13 +256,13 @@ def test_filters_apply_when_changed(browser, archive: Archive):  # type: ignore[
     page.click("#filters summary")
     # No Search pressed after any of these.
     page.check("input[name=type][value=video]")
-    wait_until(page, "document.querySelectorAll('.card').length === 1")
-    assert names(page) == ["quick.webm"]
+    wait_until(page, "document.querySelectorAll('.card').length === 2")
+    assert sorted(names(page)) == ["loud.mp4", "quick.webm"]
     page.uncheck("input[name=type][value=video]")
     page.select_option("#modality", "audio")
     wait_until(page, "location.hash.includes('modality=audio')")
     settled(page)
-    assert names(page) == ["tone.wav"]
+    assert sorted(names(page)) == ["loud.mp4", "tone.wav"]
     page.select_option("#modality", "")
     page.fill("#since", "2099-01-01")
     wait_until(page, "location.hash.includes('since=2099-01-01')")
@@ -296,10 +301,10 @@ def test_more_than_the_first_20_results(browser, archive: Archive):  # type: ign
     first = names(page)
     assert len(first) == 20
     page.click("#more button")
-    wait_until(page, "document.querySelectorAll('.card').length === 24")
+    wait_until(page, "document.querySelectorAll('.card').length === 25")
     # All the library, the first 20 as they were; nothing more to ask for.
     assert names(page)[:20] == first
-    assert len(set(names(page))) == 24
+    assert len(set(names(page))) == 25
     assert page.locator("#more button").count() == 0
     page.close()
 
@@ -307,8 +312,8 @@ def test_more_than_the_first_20_results(browser, archive: Archive):  # type: ign
 def test_labels_use_the_readmes_words(browser, archive: Archive):  # type: ignore[no-untyped-def]
     page = browser.new_page()
     page.goto(archive.url)
-    page.evaluate("location.hash = 'q=a+photo&limit=24'")
-    wait_until(page, "document.querySelectorAll('.card').length === 24")
+    page.evaluate("location.hash = 'q=a+photo&limit=25'")
+    wait_until(page, "document.querySelectorAll('.card').length === 25")
     facts = {
         name: page.locator(".card", has_text=name).locator(".facts").text_content() or ""
         for name in ("tone.wav", "quick.webm", "trip-00.jpg")
@@ -318,7 +323,7 @@ def test_labels_use_the_readmes_words(browser, archive: Archive):  # type: ignor
     assert re.fullmatch(rf"{score} · seen in a video at 0:0\d", facts["quick.webm"])
     assert re.fullmatch(rf"{score} · seen in a photo", facts["trip-00.jpg"])
     kinds = page.locator("#kinds label").all_text_contents()
-    assert [k.strip() for k in kinds] == ["photos (22)", "videos (1)", "recordings (1)"]
+    assert [k.strip() for k in kinds] == ["photos (22)", "videos (2)", "recordings (1)"]
     matched = page.eval_on_selector_all("#modality option", "options => options.map(o => o.text)")
     assert matched == ["anything", "seen", "heard"]
     page.close()
@@ -335,6 +340,10 @@ def test_moments_that_share_a_second_are_told_apart(browser, archive: Archive): 
     wait_until(page, "document.querySelector('#stage video')?.readyState >= 1")
     at = page.locator("#stage video").evaluate("v => v.currentTime")
     assert 1.5 - 1 / FPS <= at <= 2.0
+    page.keyboard.press("Escape")
+    # Seen and heard at 0:00: each says which.
+    both = page.locator(".card", has_text="loud.mp4").locator("button.moment")
+    assert sorted(both.all_text_contents()) == ["0:00 heard", "0:00 seen", "0:01", "0:02"]
     page.close()
 
 
