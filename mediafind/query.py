@@ -62,6 +62,7 @@ __all__ = [
     "Moment",
     "QueryPart",
     "SearchResult",
+    "indexed_folders",
     "make_filters",
     "parse_example",
     "parse_part",
@@ -177,6 +178,36 @@ def make_filters(
         min_duration=low,
         max_duration=high,
     )
+
+
+def indexed_folders(store: Store, folders: Sequence[str]) -> list[str]:
+    """Folders named as the results page names them: absolute (or from `~`),
+    or relative to any folder the index remembers, since a person at a
+    browser has no current folder to start from. A relative name may match
+    under several remembered folders: all of them are kept. Raises
+    UsageError for a folder under which nothing is indexed, listing the
+    folders that are."""
+    roots = [root.path for root in store.roots()]
+    found: list[str] = []
+    for text in folders:
+        expanded = os.path.expanduser(text)
+        if os.path.isabs(expanded):
+            candidates = [canonical_path(expanded)]
+        else:
+            candidates = [canonical_path(os.path.join(root, expanded)) for root in roots]
+        held = [folder for folder in candidates if store.count_files(Filters(folders=[folder]))]
+        if not held:
+            where = (
+                f"the indexed folders are {', '.join(roots)} (give one of them, "
+                "or a folder inside one by its path from there)"
+                if roots
+                else "the index is empty: run mediafind index FOLDER first"
+            )
+            raise UsageError(
+                f"{{argument}} {text!r}: nothing is indexed there; {where}", argument="folders"
+            )
+        found.extend(folder for folder in held if folder not in found)
+    return found
 
 
 def _same_shot(a: SegmentHit, b: SegmentHit) -> bool:

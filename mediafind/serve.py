@@ -20,9 +20,13 @@ that is read), so a file replaced by a link to something else is refused.
 Endpoints (all GET, all behind the token):
   /                      the page
   /static/page.js|.css   its script and style
-  /api/info              the index's kinds, modalities and folders, for the filters
+  /api/info              the index's kinds, modalities, counts and folders (with
+                         when each was last indexed), for the filters and the
+                         start page: what `mediafind status` shows, no more;
+                         and the page size (`limit`) and its most (`max_limit`)
   /api/search            the results (search's arguments as query parameters;
-                         `like=ID` or `like=ID@SECONDS` for "more like this");
+                         `like=ID` or `like=ID@SECONDS` for "more like this";
+                         `in=FOLDER` absolute or relative to an indexed folder);
                          the body is the CLI's JSON, byte for byte; headers
                          give each result's file id (`X-Mediafind-Ids`) and
                          its thumbnail's address (`X-Mediafind-Thumbnails`),
@@ -162,13 +166,20 @@ class Library:
 
         with self.lock:
             counts = self.store.counts_by_kind()
-            roots = [root.path for root in self.store.roots()]
+            roots = self.store.roots()
+            last = self.store.last_indexed_at()
+        # What `mediafind status` shows of the index, and no more: the
+        # start page says what can be searched, and since when.
         return {
             "index": str(self.store.path),
             "kinds": registry.kinds(),
             "modalities": list(self.models),
             "files": counts,
-            "folders": roots,
+            "folders": [root.path for root in roots],
+            "roots": [{"path": r.path, "last_indexed_at": r.last_indexed_at} for r in roots],
+            "last_indexed_at": last,
+            "limit": config.resolve_limit(None),
+            "max_limit": MAX_LIMIT,
         }
 
     def warm_up(self) -> None:
@@ -187,8 +198,10 @@ class Library:
     def search(
         self, params: Sequence[tuple[str, str]]
     ) -> tuple[list[SearchResult], list[FileRecord | None]]:
-        """The results for the page's parameters, and each one's indexed file."""
-        from mediafind.query import DEFAULT_LIKE_WEIGHT, make_filters, search
+        """The results for the page's parameters, and each one's indexed file.
+        Folders (`in`) are relative to the indexed folders, not to where the
+        server was started."""
+        from mediafind.query import DEFAULT_LIKE_WEIGHT, indexed_folders, make_filters, search
 
         values: dict[str, list[str]] = {}
         for name, value in params:
@@ -200,15 +213,15 @@ class Library:
             return found[-1] if found else None
 
         text = one("q")
-        filters = make_filters(
-            folders=values.get("in", []),
-            since=one("since"),
-            until=one("until"),
-            min_duration=one("min_duration"),
-            max_duration=one("max_duration"),
-        )
         limit = _number(one("limit"), "limit", int) or config.resolve_limit(None)
         with self.lock:
+            filters = make_filters(
+                folders=indexed_folders(self.store, values.get("in", [])),
+                since=one("since"),
+                until=one("until"),
+                min_duration=one("min_duration"),
+                max_duration=one("max_duration"),
+            )
             like = [self._example(spec) for spec in values.get("like", [])]
             results = search(
                 self.store,

@@ -4,6 +4,7 @@ real process on a free port, asked through real HTTP clients."""
 from __future__ import annotations
 
 import http.client
+import json
 import os
 import re
 import shlex
@@ -93,6 +94,7 @@ def make_library(root: Path) -> tuple[Path, Path]:
     draw_photo(library / "doomed.jpg", COLORS["purple"])
     draw_photo(library / "victim.jpg", COLORS["orange"])
     draw_photo(library / "fifo.jpg", COLORS["white"])
+    draw_photo(library / "trips" / "beach.jpg", COLORS["blue"], size=(320, 240))
     make_video(library / "party.mp4", SHOTS, size=(160, 96), gop_seconds=2.0)
     make_audio(library / "tone.wav", [("tone", 3.0), ("noise", 3.0)])
     outside = root / "outside"
@@ -185,7 +187,7 @@ def test_search_answers_exactly_what_search_json_prints(served: Served):
     assert len(ids) == len(results) > 0
     pictures = response.headers["x-mediafind-thumbnails"].split(",")
     for result, file_id, picture in zip(results, ids, pictures, strict=True):
-        assert served.id_of(Path(result["path"]).name) == file_id
+        assert served.id_of(str(Path(result["path"]).relative_to(served.library))) == file_id
         if result["kind"] == "audio":
             assert picture == ""
             continue
@@ -211,6 +213,62 @@ def test_search_filters_and_errors(served: Served):
         assert "since 'yesterday'" in bad.json()["error"]
         empty = client.get("/api/search")
         assert empty.status_code == 400 and "nothing to search for" in empty.json()["error"]
+
+
+def test_in_folder_is_relative_to_an_indexed_folder(served: Served):
+    # A person at the page has no current folder: "trips" is the one inside
+    # the indexed folder, wherever the server was started.
+    beach = str(served.library / "trips" / "beach.jpg")
+    with served.client() as client:
+        for folder in ("trips", "trips/", str(served.library / "trips")):
+            inside = client.get("/api/search", params=[("q", "a photo"), ("in", folder)])
+            assert inside.status_code == 200, folder
+            assert [r["path"] for r in inside.json()] == [beach], folder
+        for folder in ("holidays", str(served.outside), "escape"):
+            nowhere = client.get("/api/search", params=[("q", "a photo"), ("in", folder)])
+            assert nowhere.status_code == 400, folder
+            error = nowhere.json()["error"]
+            assert f"in {folder!r}: nothing is indexed there" in error
+            assert f"the indexed folders are {served.library}" in error
+
+
+def test_a_relative_folder_may_be_in_several_indexed_folders(tmp_path: Path):
+    from mediafind.db import Store
+    from mediafind.errors import UsageError
+    from mediafind.query import indexed_folders
+
+    home, work = tmp_path / "home", tmp_path / "work"
+    draw_photo(home / "2023" / "a.jpg", COLORS["red"])
+    draw_photo(work / "2023" / "b.jpg", COLORS["blue"])
+    draw_photo(work / "2024" / "c.jpg", COLORS["green"])
+    env = server_environment(tmp_path)
+    for folder in (home, work):
+        subprocess.run(fake_cli("index", str(folder)), env=env, capture_output=True, check=True)
+    with Store.open(tmp_path / "index.db", create=False) as store:
+        assert indexed_folders(store, ["2023"]) == [str(home / "2023"), str(work / "2023")]
+        assert indexed_folders(store, ["2024", str(work)]) == [str(work / "2024"), str(work)]
+        with pytest.raises(UsageError) as raised:
+            indexed_folders(store, ["2025"])
+    assert str(raised.value).startswith("folders '2025': nothing is indexed there")
+    assert f"the indexed folders are {home}, {work} (" in str(raised.value)
+
+
+def test_info_says_what_status_says_for_the_start_page(served: Served):
+    status = json.loads(
+        subprocess.run(
+            fake_cli("status", "--json"), env=served.env, capture_output=True, check=True
+        ).stdout
+    )
+    with served.client() as client:
+        info = client.get("/api/info").json()
+    assert info["files"] == {kind: n for kind, n in status["files"].items() if n}
+    assert info["last_indexed_at"] == status["last_indexed_at"] is not None
+    assert info["roots"] == [
+        {"path": r["path"], "last_indexed_at": r["last_indexed_at"]} for r in status["roots"]
+    ]
+    assert info["roots"][0]["path"] == str(served.library)
+    # The page asks for more by this step: the README's default of 20.
+    assert (info["limit"], info["max_limit"]) == (20, 500)
 
 
 def test_more_like_this_runs_similar(served: Served):
@@ -245,7 +303,13 @@ def test_the_page_and_its_files(served: Served):
 
 def test_every_request_needs_the_token(served: Served):
     with httpx.Client(base_url=served.base, timeout=30) as stranger:
-        for path in ("/", "/api/search?q=red", f"/media/{served.id_of('red.jpg')}", "/thumb/1"):
+        for path in (
+            "/",
+            "/api/info",
+            "/api/search?q=red",
+            f"/media/{served.id_of('red.jpg')}",
+            "/thumb/1",
+        ):
             response = stranger.get(path)
             assert response.status_code == 403, path
             assert b"JFIF" not in response.content and b"red.jpg" not in response.content

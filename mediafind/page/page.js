@@ -10,18 +10,48 @@ const $ = (id) => document.getElementById(id);
 const form = $("search");
 const statusLine = $("status");
 const grid = $("results");
+const start = $("start");
+const more = $("more");
 const viewer = $("viewer");
 const stage = $("stage");
 // Thumbnails of the first screenfuls load at once, the rest as they scroll in.
 const EAGER_THUMBNAILS = 24;
+// The README's words: what matched, and the kinds of file.
+const HOW = { visual: "seen", audio: "heard", speech: "said", text: "written" };
+const KIND = { image: "photo", video: "video", audio: "recording" };
+const KINDS = { image: "photos", video: "videos", audio: "recordings" };
+// What /api/info said: the filters' choices, the start page, the page size.
+let info = null;
 
-function clock(seconds) {
+const two = (n) => String(n).padStart(2, "0");
+
+// m:ss (h:mm:ss past an hour); with `tenths`, m:ss.t.
+function clock(seconds, tenths = false) {
   if (seconds === null || seconds === undefined) return "";
-  const whole = Math.floor(seconds);
+  const all = Math.floor(seconds * 10 + 1e-6);
+  const whole = Math.floor(all / 10);
   const hours = Math.floor(whole / 3600);
   const minutes = Math.floor((whole % 3600) / 60);
-  const two = (n) => String(n).padStart(2, "0");
-  return hours ? `${hours}:${two(minutes)}:${two(whole % 60)}` : `${minutes}:${two(whole % 60)}`;
+  const shown = hours ? `${hours}:${two(minutes)}:${two(whole % 60)}` : `${minutes}:${two(whole % 60)}`;
+  return tenths ? `${shown}.${all % 10}` : shown;
+}
+
+// Local time, to the minute, the same in every browser.
+function dateTime(seconds) {
+  const d = new Date(seconds * 1000);
+  return `${d.getFullYear()}-${two(d.getMonth() + 1)}-${two(d.getDate())} ${two(d.getHours())}:${two(d.getMinutes())}`;
+}
+
+function counted(n, kind) {
+  return `${n} ${n === 1 ? KIND[kind] || kind : KINDS[kind] || kind}`;
+}
+
+function listed(items) {
+  return items.length > 1 ? `${items.slice(0, -1).join(", ")} and ${items[items.length - 1]}` : items.join("");
+}
+
+function how(modality) {
+  return HOW[modality] || modality;
 }
 
 function baseName(path) {
@@ -39,7 +69,7 @@ function element(tag, className, text) {
 async function loadInfo() {
   const response = await fetch("/api/info");
   if (!response.ok) return;
-  const info = await response.json();
+  info = await response.json();
   const kinds = $("kinds");
   for (const kind of info.kinds) {
     const label = element("label", "check");
@@ -47,11 +77,11 @@ async function loadInfo() {
     box.type = "checkbox";
     box.name = "type";
     box.value = kind;
-    label.append(box, ` ${kind} (${info.files[kind] || 0})`);
+    label.append(box, ` ${KINDS[kind] || kind} (${info.files[kind] || 0})`);
     kinds.append(label);
   }
   for (const modality of info.modalities) {
-    const option = element("option", "", modality);
+    const option = element("option", "", how(modality));
     option.value = modality;
     $("modality").append(option);
   }
@@ -90,6 +120,60 @@ function formFromParams(params) {
   }
 }
 
+// Before any search: what the index holds, so a person knows what to ask.
+function showStart() {
+  if (!info) return;
+  const held = info.kinds.filter((kind) => info.files[kind]).map((kind) => counted(info.files[kind], kind));
+  if (!held.length) {
+    start.replaceChildren(element("p", "", "Nothing is indexed yet: run mediafind index FOLDER, then reload this page."));
+    return;
+  }
+  const parts = [element("p", "holds", `The index holds ${listed(held)}.`)];
+  if (info.last_indexed_at) parts.push(element("p", "last", `Last indexed ${dateTime(info.last_indexed_at)}.`));
+  const folders = element("ul", "roots");
+  for (const root of info.roots) {
+    const item = element("li");
+    item.append(element("span", "path", root.path));
+    if (info.roots.length > 1 && root.last_indexed_at) {
+      item.append(element("span", "when", ` indexed ${dateTime(root.last_indexed_at)}`));
+    }
+    folders.append(item);
+  }
+  parts.push(element("h2", "", info.roots.length === 1 ? "Its folder" : "Its folders"), folders);
+  parts.push(
+    element("p", "hint", "“In folder” (under Filters) takes one of these, or a folder inside one by its path from there."),
+  );
+  start.replaceChildren(...parts);
+}
+
+// Filters apply as they change, to the words or the example being shown.
+function applyFilters() {
+  const params = paramsFromForm();
+  const current = currentParams();
+  if (!params.get("q")) {
+    for (const name of ["like", "like_name"]) if (current.get(name)) params.set(name, current.get(name));
+  }
+  if (params.toString() !== location.hash.slice(1) && (params.get("q") || params.get("like"))) show(params);
+}
+
+// More results: the same search with a larger limit (the API's contract
+// stays that of search --json); the cards already seen stay where they are.
+function offerMore(asked, count) {
+  more.replaceChildren();
+  const step = info ? info.limit : 20;
+  const most = info ? info.max_limit : 500;
+  const limit = Number(asked.get("limit")) || step;
+  if (count < limit || limit >= most) return;
+  const button = element("button", "", "Show more");
+  button.type = "button";
+  button.addEventListener("click", () => {
+    const params = currentParams();
+    params.set("limit", String(Math.min(limit + step, most)));
+    show(params);
+  });
+  more.append(button);
+}
+
 function show(params) {
   const next = params.toString();
   if (location.hash.slice(1) === next) run(params);
@@ -105,9 +189,13 @@ async function run(params) {
   asked.delete("like_name");
   if (!asked.get("q") && !asked.get("like")) {
     grid.replaceChildren();
+    more.replaceChildren();
     statusLine.replaceChildren();
+    start.hidden = false;
+    showStart();
     return;
   }
+  start.hidden = true;
   statusLine.textContent = "Searching…";
   const started = performance.now();
   let response;
@@ -121,6 +209,7 @@ async function run(params) {
   if (!response.ok) {
     const body = await response.json().catch(() => ({ error: response.statusText }));
     grid.replaceChildren();
+    more.replaceChildren();
     statusLine.textContent = body.error;
     return;
   }
@@ -129,6 +218,7 @@ async function run(params) {
   const pictures = (response.headers.get("X-Mediafind-Thumbnails") || "").split(",");
   if (ticket !== searching) return;
   grid.replaceChildren(...results.map((result, index) => card(result, ids[index], pictures[index], index)));
+  offerMore(asked, results.length);
   const took = Math.round(performance.now() - started);
   const count = results.length === 1 ? "1 result" : `${results.length} results`;
   statusLine.replaceChildren(element("span", "", results.length ? `${count} (${took} ms)` : "Nothing found"));
@@ -144,6 +234,32 @@ async function run(params) {
     });
     statusLine.append(" ", chip);
   }
+}
+
+// One label for what matched, in the README's words: "heard in a recording
+// at 0:03", not "audio · audio".
+function matched(result) {
+  const at = result.start !== null && result.kind !== "image" ? ` at ${clock(result.start)}` : "";
+  return `${how(result.modality)} in a ${KIND[result.kind] || result.kind}${at}`;
+}
+
+// Each moment's chip, told apart from the others: moments within the same
+// second (short shots) get tenths, and ones that differ in what matched (a
+// moment seen and heard) say so. Chips that would still read alike are one
+// moment: the best of them (moments come best first), in time order.
+function momentChips(moments) {
+  const bySecond = new Map();
+  for (const m of moments) bySecond.set(clock(m.start), [...(bySecond.get(clock(m.start)) || []), m]);
+  const chips = new Map();
+  for (const [second, group] of bySecond) {
+    const tenths = new Set(group.map((m) => clock(m.start, true))).size > 1;
+    const mixed = new Set(group.map((m) => m.modality)).size > 1;
+    for (const m of group) {
+      const label = (tenths ? clock(m.start, true) : second) + (mixed ? ` ${how(m.modality)}` : "");
+      if (!chips.has(label)) chips.set(label, m);
+    }
+  }
+  return [...chips].sort((a, b) => a[1].start - b[1].start);
 }
 
 function card(result, id, thumbnail, index) {
@@ -174,20 +290,19 @@ function card(result, id, thumbnail, index) {
   const title = element("p", "name", name);
   title.title = result.path;
   about.append(title);
-  const facts = [result.score.toFixed(2), result.kind, result.modality];
-  if (result.start !== null && result.kind !== "image") facts.push(clock(result.start));
-  about.append(element("p", "facts", facts.join(" · ")));
+  about.append(element("p", "facts", `${result.score.toFixed(2)} · ${matched(result)}`));
   if (result.text) about.append(element("blockquote", "words", `“${result.text}”`));
   // The moments in the order they happen; the best one marked.
   const moments = result.moments.filter((m) => m.start !== null);
-  if (moments.length > 1) {
+  const chips = momentChips(moments);
+  if (chips.length > 1) {
     const list = element("ul", "moments");
     const best = moments[0];
-    for (const moment of [...moments].sort((a, b) => a.start - b.start)) {
+    for (const [label, moment] of chips) {
       const item = element("li");
-      const jump = element("button", moment === best ? "moment best" : "moment", clock(moment.start));
+      const jump = element("button", moment === best ? "moment best" : "moment", label);
       jump.type = "button";
-      jump.title = moment.text ? `“${moment.text}”` : `${moment.modality}, score ${moment.score.toFixed(2)}`;
+      jump.title = moment.text ? `“${moment.text}”` : `${how(moment.modality)}, score ${moment.score.toFixed(2)}`;
       jump.addEventListener("click", () => play(result, id, moment.start));
       item.append(jump);
       list.append(item);
@@ -255,6 +370,8 @@ $("viewer-close").addEventListener("click", () => viewer.close());
 viewer.addEventListener("click", (event) => {
   if (event.target === viewer) viewer.close();
 });
+// Change events bubble: the kinds' boxes, made from /api/info, included.
+$("filters").addEventListener("change", applyFilters);
 form.addEventListener("submit", (event) => {
   event.preventDefault();
   show(paramsFromForm());
