@@ -235,6 +235,8 @@ class Root:
     last_indexed_at: float | None = None
     # The --exclude globs given with it, applied again on each run.
     excludes: tuple[str, ...] = ()
+    # `forget` named it: later runs leave it out until it is indexed by name.
+    forgotten: bool = False
 
 
 @dataclass(frozen=True)
@@ -1474,8 +1476,14 @@ class Store:
         return [(path_from_row(row[0]), row[1]) for row in rows]
 
     def roots(self) -> list[Root]:
-        rows = self.conn.execute("SELECT path, last_indexed_at, excludes FROM roots ORDER BY path")
-        return [Root(path_from_row(row[0]), row[1], tuple(json.loads(row[2]))) for row in rows]
+        rows = self.conn.execute(
+            "SELECT r.path, r.last_indexed_at, r.excludes, f.path IS NOT NULL FROM roots r "
+            "LEFT JOIN forgotten f ON f.path = r.path ORDER BY r.path"
+        )
+        return [
+            Root(path_from_row(row[0]), row[1], tuple(json.loads(row[2])), bool(row[3]))
+            for row in rows
+        ]
 
     def last_indexed_at(self) -> float | None:
         row = self.conn.execute("SELECT max(last_indexed_at) FROM roots").fetchone()

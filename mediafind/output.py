@@ -576,10 +576,13 @@ def print_problem_files(status: IndexStatus, stream: IO[str] | None = None) -> N
 
 def print_roots(roots: Sequence[Root], stream: IO[str] | None = None) -> None:
     """One remembered folder per line, tab-separated: its path, when it was last
-    indexed, and the globs it is indexed without."""
+    indexed (or `forgotten`: later runs leave it out), and the globs it is
+    indexed without. The mark takes the date's column so that the globs stay
+    where scripts read them."""
     out = stream or sys.stdout
     for root in roots:
-        fields = [root.path, _when(root.last_indexed_at), *root.excludes]
+        when = "forgotten" if root.forgotten else _when(root.last_indexed_at)
+        fields = [root.path, when, *root.excludes]
         out.write("\t".join(printable(field) for field in fields) + "\n")
 
 
