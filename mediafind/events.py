@@ -13,7 +13,10 @@ class IndexSummary:
     moved: int = 0
     unchanged: int = 0
     removed: int = 0
+    # Failed in this run.
     failed: int = 0
+    # Failed in an earlier run and unchanged since: not retried (nor unchanged).
+    still_failed: int = 0
     # Indexed, but only in part (a video damaged or cut short part-way).
     partial: int = 0
     # New or changed files whose vectors were copied from identical content.

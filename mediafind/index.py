@@ -519,11 +519,12 @@ def _plan(
     present: dict[int, set[int]],
     used: list[Modality],
     space_ids: dict[str, int | None],
-) -> tuple[list[_Task], int]:
-    """What each found file needs: `space_ids` are the ids of the spaces the run
-    writes (None: not created yet, so no file has it)."""
+) -> tuple[list[_Task], int, int]:
+    """What each found file needs, how many are unchanged, and how many failed
+    before and are unchanged since (not retried): `space_ids` are the ids of
+    the spaces the run writes (None: not created yet, so no file has it)."""
     tasks: list[_Task] = []
-    unchanged = 0
+    unchanged = still_failed = 0
     for item in found:
         needed = tuple(m for m in used if item.kind in m.kinds)
         record = known.get(item.path)
@@ -538,11 +539,13 @@ def _plan(
                 tasks.append(_Task(item, record, "changed", needed, has_every_part=not missing))
             else:
                 unchanged += 1
-        elif record.status == "failed" or not missing:
+        elif record.status == "failed":
+            still_failed += 1
+        elif not missing:
             unchanged += 1
         else:
             tasks.append(_Task(item, record, "incomplete", missing))
-    return tasks, unchanged
+    return tasks, unchanged, still_failed
 
 
 def _named_roots(
@@ -717,12 +720,12 @@ def _index_roots(
     sight_and_sound = [m for m in used if m.family == "vectors"]
     words = [m for m in used if m.family == "words"]
 
-    def plan(passing: list[Modality]) -> tuple[list[_Task], int]:
+    def plan(passing: list[Modality]) -> tuple[list[_Task], int, int]:
         ids = {m.name: spaces[m.name].id if m.name in spaces else None for m in passing}
         return _plan(found.files, store.files_under(paths), store.spaces_by_file(), passing, ids)
 
     known = store.files_under(paths)
-    tasks, unchanged = plan(sight_and_sound)
+    tasks, unchanged, still_failed = plan(sight_and_sound)
     # Every model either pass needs is checked now, before any work: one
     # message names all that are missing.
     needed = {m.name: models[m.name] for m in sight_and_sound} if tasks else {}
@@ -730,7 +733,7 @@ def _index_roots(
         needed.update({m.name: models[m.name] for m in words})
     check_models(needed)
 
-    summary = IndexSummary(unchanged=unchanged)
+    summary = IndexSummary(unchanged=unchanged, still_failed=still_failed)
     embedders = {m.name: models[m.name] for m in used}
     try:
         unread = _pass(

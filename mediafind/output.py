@@ -282,6 +282,7 @@ def summary_line(summary: IndexSummary, *, interrupted: bool = False) -> str:
         f"{summary.moved} moved",
         f"{summary.removed} removed",
         f"{summary.failed} failed",
+        *([f"{summary.still_failed} still failed"] if summary.still_failed else []),
         *([f"{summary.partial} partial"] if summary.partial else []),
         f"{summary.unchanged} unchanged",
     ]
