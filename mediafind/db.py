@@ -709,10 +709,6 @@ class Store:
                 found[path] = FileRecord(row[0], path, *row[2:])
         return found
 
-    def path_of(self, file_id: int) -> str | None:
-        row = self.conn.execute("SELECT path FROM files WHERE id = ?", (file_id,)).fetchone()
-        return path_from_row(row[0]) if row else None
-
     def file_by_id(self, file_id: int) -> FileRecord | None:
         """The file row with this id (failed files included), or None."""
         row = self.conn.execute(
@@ -767,6 +763,15 @@ class Store:
             "AND EXISTS (SELECT 1 FROM file_spaces fs WHERE fs.file_id = f.id)"
         )
         return {row[0]: row[1] for row in rows}
+
+    def reusable_with_hash(self, content_hash: str) -> list[tuple[int, str]]:
+        """(id, path) of every fully indexed file with this content, by id."""
+        rows = self.conn.execute(
+            "SELECT f.id, f.path FROM files f WHERE f.content_hash = ? AND f.status = 'ok' "
+            "AND EXISTS (SELECT 1 FROM file_spaces fs WHERE fs.file_id = f.id) ORDER BY f.id",
+            (content_hash,),
+        )
+        return [(row[0], path_from_row(row[1])) for row in rows]
 
     def _file_row_values(self, facts: FileFacts) -> tuple[Any, ...]:
         return (

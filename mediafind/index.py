@@ -341,11 +341,13 @@ class _Run:
             summary.words += 1
         elif task.reason == "incomplete":
             summary.reembedded += 1
+        elif outcome == "copied" and task.reason == "new":
+            summary.copied += 1
         elif task.reason == "new":
             summary.new += 1
         else:
             summary.changed += 1
-        if outcome == "copied":
+        if outcome == "copied" and task.reason != "new":
             summary.reused += 1
         self.emit(FileDone(task.found.path, outcome, task.found.size))
 
@@ -359,7 +361,7 @@ class _Run:
             self.store.touch_file(task.record.id, task.found.size, task.found.mtime_ns)
             self.finish(prepared, "touched")
         elif prepared.outcome == "reuse" and prepared.content_hash is not None:
-            self.reuse(prepared, self.reusable[prepared.content_hash])
+            self.reuse(prepared, self.reusable[prepared.content_hash], prepared.content_hash)
         elif prepared.outcome == "unread":
             self.unread.add(task.found.path)
             self.finish(prepared, "failed")
@@ -367,12 +369,21 @@ class _Run:
             return False
         return True
 
-    def reuse(self, prepared: _Prepared, source_id: int) -> None:
-        source_path = self.store.path_of(source_id)
+    def reuse(self, prepared: _Prepared, source_id: int, content_hash: str) -> None:
+        """Store a file whose content is indexed already: moved, when one of the
+        files with that content is gone from its path (any of them: a renamed
+        folder holding two identical files moves both), else copied."""
         facts = self.facts(prepared)
-        moved = source_path is not None and source_path != facts.path
-        if moved and not os.path.exists(str(source_path)):
-            self.store.move_file(source_id, facts)
+        gone = next(
+            (
+                file_id
+                for file_id, path in self.store.reusable_with_hash(content_hash)
+                if path != facts.path and not os.path.exists(path)
+            ),
+            None,
+        )
+        if gone is not None:
+            self.store.move_file(gone, facts)
             self.finish(prepared, "moved")
         else:
             self.store.copy_file(source_id, facts)

@@ -280,6 +280,7 @@ def summary_line(summary: IndexSummary, *, interrupted: bool = False) -> str:
         f"{summary.new} new",
         f"{summary.changed} changed",
         f"{summary.moved} moved",
+        *([f"{summary.copied} copied"] if summary.copied else []),
         f"{summary.removed} removed",
         f"{summary.failed} failed",
         *([f"{summary.still_failed} still failed"] if summary.still_failed else []),
