@@ -18,6 +18,10 @@ import pytest
 from conftest import COLORS
 from test_speech import SRT
 
+from mediafind.db import Store
+from mediafind.index import index_paths
+from mediafind.query import parse_part, search
+
 CAFE = b"caf\xe9"  # "café" in Latin-1: not valid UTF-8
 CREME = b"cr\xe8me"  # "crème"
 SAID = "Welcome to the Café Crème, the best in town"
@@ -73,3 +77,25 @@ def test_latin_1_words_in_and_and_not(indexed: Path):
     away = mediafind("search", "birthday", "--not", b"0.5:" + CREME, "--json")
     assert away.returncode == 0, away.stderr
     assert b"Traceback" not in away.stderr
+
+
+# Each byte that is never valid alone in UTF-8, and some words mixing such
+# bytes with valid UTF-8, with the text meant (worked out by hand for the mixed).
+ODD_WORDS = [(bytes([byte]), bytes([byte]).decode("latin-1")) for byte in range(0x80, 0x100, 3)]
+ODD_WORDS += [
+    (b"na\xefve cr\xe8me br\xfbl\xe9e", "naïve crème brûlée"),
+    (b"\xc3\xa9t\xe9", "été"),  # UTF-8 é, then Latin-1 é
+    (b"\xe4\xf6\xfc \xdf", "äöü ß"),
+]
+
+
+@pytest.mark.usefixtures("fake_models")
+def test_every_such_query_searches_as_the_latin_1_text(db_path: Path, library: Path):
+    with Store.open(db_path, create=True) as store:
+        index_paths(store, [library])
+    with Store.open(db_path, create=False) as store:
+        for raw, meant in ODD_WORDS:
+            given = os.fsdecode(raw)  # what Python makes of these bytes in argv
+            found = search(store, f"a {given} photo", parts=[parse_part(f"0.5:{given}")])
+            wanted = search(store, f"a {meant} photo", parts=[parse_part(f"0.5:{meant}")])
+            assert [(r.path, r.score) for r in found] == [(r.path, r.score) for r in wanted], raw
