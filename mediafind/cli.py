@@ -685,7 +685,7 @@ def _search_and_print(query: _Query, output: _Output, chosen: _Models) -> None:
 
     from mediafind.db import Filters, Store
     from mediafind.output import ModelAnnouncer, count, print_results, stderr_line
-    from mediafind.query import make_filters, parse_example, parse_part
+    from mediafind.query import make_filters, parse_example, parse_part, readable_query
     from mediafind.query import search as run_search
 
     style = output.style()
@@ -727,7 +727,8 @@ def _search_and_print(query: _Query, output: _Output, chosen: _Models) -> None:
                 f"mediafind: no results{below} ({count(passed, 'indexed file')} "
                 f"{'passes' if passed == 1 else 'pass'} the filters)"
             )
-    print_results(results, style, output.template, output.null, query=query.text, previews=previews)
+    words = readable_query(query.text) if query.text is not None else None
+    print_results(results, style, output.template, output.null, query=words, previews=previews)
     global _quick_exit
     _quick_exit = True
     if not results:

@@ -36,6 +36,11 @@ BUSY_TIMEOUT_MS = 15_000
 # held the write lock for 15 s, past a concurrent indexer's patience.
 DELETE_BATCH = 500
 
+# How long a command that only reads, finding an index of an older schema,
+# waits for the run that holds the writer lock (a `mediafind index` upgrades
+# the index as it opens it, before it takes the lock) before saying so.
+UPGRADE_WAIT_S = 5.0
+
 # sqlite-vec refuses k above this in a KNN query.
 KNN_MAX_K = 4096
 MMAP_BYTES = 1 << 40
@@ -235,6 +240,8 @@ class Root:
     last_indexed_at: float | None = None
     # The --exclude globs given with it, applied again on each run.
     excludes: tuple[str, ...] = ()
+    # `forget` named it: later runs leave it out until it is indexed by name.
+    forgotten: bool = False
 
 
 @dataclass(frozen=True)
@@ -416,6 +423,10 @@ def _connect_driver(path: Path, mode: str = "mode=rwc") -> tuple[Any, str, type[
     return conn, "sqlean", sqlean.Error
 
 
+class _OlderSchema(DatabaseError):
+    """The index was made by an older mediafind and must be upgraded to be used."""
+
+
 def _migrate(conn: _Connection, path: Path, *, readonly: bool) -> None:
     version = conn.execute("PRAGMA user_version").fetchone()[0]
     if version > len(MIGRATIONS):
@@ -424,7 +435,7 @@ def _migrate(conn: _Connection, path: Path, *, readonly: bool) -> None:
             f"{len(MIGRATIONS)}); upgrade mediafind to use it"
         )
     if version < len(MIGRATIONS) and readonly:
-        raise DatabaseError(
+        raise _OlderSchema(
             f"the index {path} was made by an older mediafind and must be upgraded once "
             "where it can be written: run mediafind index there, or copy it somewhere writable"
         )
@@ -476,6 +487,8 @@ class WriterLock:
     def __init__(self, db_path: Path) -> None:
         self.db_path = db_path
         self.path = db_path.with_name(db_path.name + ".lock")
+        # The pid written by the run that holds the lock, once acquiring failed.
+        self.holder = ""
         self._handle: Any = None
 
     def acquire(self) -> None:
@@ -494,11 +507,11 @@ class WriterLock:
             fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except OSError:
             handle.seek(0)
-            holder = handle.read().strip() or "unknown"
+            self.holder = handle.read().strip() or "unknown"
             handle.close()
             raise IndexBusyError(
-                f"another mediafind index run (pid {holder}) is writing to {self.db_path}; "
-                "wait for it to finish (searching works meanwhile)"
+                f"another mediafind index run (pid {self.holder}) is writing to "
+                f"{self.db_path}; wait for it to finish (searching works meanwhile)"
             ) from None
         handle.seek(0)
         handle.truncate()
@@ -546,7 +559,9 @@ class Store:
         """Open the index at `path`, creating it when `create` is set.
 
         `readonly` opens it only to read: searching works on an index on a
-        read-only mount or in a folder the user cannot write. Raises
+        read-only mount or in a folder the user cannot write. An index made
+        by an older mediafind is upgraded first when it can be written (see
+        `_upgraded`); one that cannot be written is refused. Raises
         IndexNotFoundError when it is missing and `create` is not set, and
         DatabaseError when the file is not an index this version can use.
         """
@@ -577,12 +592,48 @@ class Store:
             store.created = not existed
             return store
         try:
+            return cls._open_to_read(path)
+        except _OlderSchema:
+            if not (os.access(path, os.W_OK) and os.access(path.parent, os.W_OK)):
+                raise
+        return cls._upgraded(path)
+
+    @classmethod
+    def _open_to_read(cls, path: Path) -> Store:
+        try:
             return cls._open(path, "mode=ro")
+        except _OlderSchema:
+            raise
         except DatabaseError:
             # A write-ahead-logged file is read through a shared-memory file
             # beside it, which a read-only folder cannot hold; with nobody able
             # to write there, reading it as immutable is safe.
             return cls._open(path, "mode=ro&immutable=1")
+
+    @classmethod
+    def _upgraded(cls, path: Path) -> Store:
+        """An older index that a command only reads, upgraded once and opened
+        to read. The upgrade runs under the writer lock, so never beside an
+        indexing run; a run that holds the lock has upgraded the index as it
+        opened it, so this waits (briefly) only for that."""
+        deadline = time.monotonic() + UPGRADE_WAIT_S
+        while True:
+            lock = WriterLock(path)
+            try:
+                with lock:
+                    cls._open(path, "mode=rwc").close()
+            except IndexBusyError:
+                with contextlib.suppress(_OlderSchema):
+                    return cls._open_to_read(path)
+                if time.monotonic() >= deadline:
+                    raise IndexBusyError(
+                        f"the index {path} was made by an older mediafind and must be "
+                        f"upgraded once, but another run (pid {lock.holder}) is writing to "
+                        "it; try again once it is done"
+                    ) from None
+                time.sleep(0.2)
+                continue
+            return cls._open_to_read(path)
 
     @classmethod
     def _open(cls, path: Path, mode: str) -> Store:
@@ -729,10 +780,6 @@ class Store:
                 found[path] = FileRecord(row[0], path, *row[2:])
         return found
 
-    def path_of(self, file_id: int) -> str | None:
-        row = self.conn.execute("SELECT path FROM files WHERE id = ?", (file_id,)).fetchone()
-        return path_from_row(row[0]) if row else None
-
     def file_by_id(self, file_id: int) -> FileRecord | None:
         """The file row with this id (failed files included), or None."""
         row = self.conn.execute(
@@ -787,6 +834,15 @@ class Store:
             "AND EXISTS (SELECT 1 FROM file_spaces fs WHERE fs.file_id = f.id)"
         )
         return {row[0]: row[1] for row in rows}
+
+    def reusable_with_hash(self, content_hash: str) -> list[tuple[int, str]]:
+        """(id, path) of every fully indexed file with this content, by id."""
+        rows = self.conn.execute(
+            "SELECT f.id, f.path FROM files f WHERE f.content_hash = ? AND f.status = 'ok' "
+            "AND EXISTS (SELECT 1 FROM file_spaces fs WHERE fs.file_id = f.id) ORDER BY f.id",
+            (content_hash,),
+        )
+        return [(row[0], path_from_row(row[1])) for row in rows]
 
     def _file_row_values(self, facts: FileFacts) -> tuple[Any, ...]:
         return (
@@ -1496,8 +1552,14 @@ class Store:
         return [(path_from_row(row[0]), row[1]) for row in rows]
 
     def roots(self) -> list[Root]:
-        rows = self.conn.execute("SELECT path, last_indexed_at, excludes FROM roots ORDER BY path")
-        return [Root(path_from_row(row[0]), row[1], tuple(json.loads(row[2]))) for row in rows]
+        rows = self.conn.execute(
+            "SELECT r.path, r.last_indexed_at, r.excludes, f.path IS NOT NULL FROM roots r "
+            "LEFT JOIN forgotten f ON f.path = r.path ORDER BY r.path"
+        )
+        return [
+            Root(path_from_row(row[0]), row[1], tuple(json.loads(row[2])), bool(row[3]))
+            for row in rows
+        ]
 
     def last_indexed_at(self) -> float | None:
         row = self.conn.execute("SELECT max(last_indexed_at) FROM roots").fetchone()

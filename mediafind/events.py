@@ -10,13 +10,19 @@ from dataclasses import dataclass
 class IndexSummary:
     new: int = 0
     changed: int = 0
+    # New paths whose content was indexed at a path now gone: its row moved.
     moved: int = 0
+    # New paths whose content is indexed at a path still there: vectors copied.
+    copied: int = 0
     unchanged: int = 0
     removed: int = 0
+    # Failed in this run.
     failed: int = 0
+    # Failed in an earlier run and unchanged since: not retried (nor unchanged).
+    still_failed: int = 0
     # Indexed, but only in part (a video damaged or cut short part-way).
     partial: int = 0
-    # New or changed files whose vectors were copied from identical content.
+    # Changed files whose new content is indexed already: vectors copied.
     reused: int = 0
     # Unchanged files given a part they lacked (a new model, sound switched on).
     reembedded: int = 0

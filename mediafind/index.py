@@ -352,11 +352,13 @@ class _Run:
             summary.words += 1
         elif task.reason == "incomplete":
             summary.reembedded += 1
+        elif outcome == "copied" and task.reason == "new":
+            summary.copied += 1
         elif task.reason == "new":
             summary.new += 1
         else:
             summary.changed += 1
-        if outcome == "copied":
+        if outcome == "copied" and task.reason != "new":
             summary.reused += 1
         self.emit(FileDone(task.found.path, outcome, task.found.size))
 
@@ -370,7 +372,7 @@ class _Run:
             self.store.touch_file(task.record.id, task.found.size, task.found.mtime_ns)
             self.finish(prepared, "touched")
         elif prepared.outcome == "reuse" and prepared.content_hash is not None:
-            self.reuse(prepared, self.reusable[prepared.content_hash])
+            self.reuse(prepared, self.reusable[prepared.content_hash], prepared.content_hash)
         elif prepared.outcome == "unread":
             self.unread.add(task.found.path)
             self.finish(prepared, "failed")
@@ -378,12 +380,21 @@ class _Run:
             return False
         return True
 
-    def reuse(self, prepared: _Prepared, source_id: int) -> None:
-        source_path = self.store.path_of(source_id)
+    def reuse(self, prepared: _Prepared, source_id: int, content_hash: str) -> None:
+        """Store a file whose content is indexed already: moved, when one of the
+        files with that content is gone from its path (any of them: a renamed
+        folder holding two identical files moves both), else copied."""
         facts = self.facts(prepared)
-        moved = source_path is not None and source_path != facts.path
-        if moved and not os.path.exists(str(source_path)):
-            self.store.move_file(source_id, facts)
+        gone = next(
+            (
+                file_id
+                for file_id, path in self.store.reusable_with_hash(content_hash)
+                if path != facts.path and not os.path.exists(path)
+            ),
+            None,
+        )
+        if gone is not None:
+            self.store.move_file(gone, facts)
             self.finish(prepared, "moved")
         else:
             self.store.copy_file(source_id, facts)
@@ -530,11 +541,12 @@ def _plan(
     present: dict[int, set[int]],
     used: list[Modality],
     space_ids: dict[str, int | None],
-) -> tuple[list[_Task], int]:
-    """What each found file needs: `space_ids` are the ids of the spaces the run
-    writes (None: not created yet, so no file has it)."""
+) -> tuple[list[_Task], int, int]:
+    """What each found file needs, how many are unchanged, and how many failed
+    before and are unchanged since (not retried): `space_ids` are the ids of
+    the spaces the run writes (None: not created yet, so no file has it)."""
     tasks: list[_Task] = []
-    unchanged = 0
+    unchanged = still_failed = 0
     for item in found:
         needed = tuple(m for m in used if item.kind in m.kinds)
         record = known.get(item.path)
@@ -549,11 +561,13 @@ def _plan(
                 tasks.append(_Task(item, record, "changed", needed, has_every_part=not missing))
             else:
                 unchanged += 1
-        elif record.status == "failed" or not missing:
+        elif record.status == "failed":
+            still_failed += 1
+        elif not missing:
             unchanged += 1
         else:
             tasks.append(_Task(item, record, "incomplete", missing))
-    return tasks, unchanged
+    return tasks, unchanged, still_failed
 
 
 def _named_roots(
@@ -756,12 +770,12 @@ def _index_roots(
     sight_and_sound = [m for m in used if m.family == "vectors"]
     words = [m for m in used if m.family == "words"]
 
-    def plan(passing: list[Modality]) -> tuple[list[_Task], int]:
+    def plan(passing: list[Modality]) -> tuple[list[_Task], int, int]:
         ids = {m.name: spaces[m.name].id if m.name in spaces else None for m in passing}
         return _plan(found.files, store.files_under(paths), store.spaces_by_file(), passing, ids)
 
     known = store.files_under(paths)
-    tasks, unchanged = plan(sight_and_sound)
+    tasks, unchanged, still_failed = plan(sight_and_sound)
     # Every model either pass needs is checked now, before any work: one
     # message names all that are missing.
     needed = {m.name: models[m.name] for m in sight_and_sound} if tasks else {}
@@ -769,7 +783,7 @@ def _index_roots(
         needed.update({m.name: models[m.name] for m in words})
     check_models(needed)
 
-    summary = IndexSummary(unchanged=unchanged)
+    summary = IndexSummary(unchanged=unchanged, still_failed=still_failed)
     embedders = {m.name: models[m.name] for m in used}
     try:
         unread = _pass(

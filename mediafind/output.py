@@ -280,8 +280,10 @@ def summary_line(summary: IndexSummary, *, interrupted: bool = False) -> str:
         f"{summary.new} new",
         f"{summary.changed} changed",
         f"{summary.moved} moved",
+        *([f"{summary.copied} copied"] if summary.copied else []),
         f"{summary.removed} removed",
         f"{summary.failed} failed",
+        *([f"{summary.still_failed} still failed"] if summary.still_failed else []),
         *([f"{summary.partial} partial"] if summary.partial else []),
         f"{summary.unchanged} unchanged",
     ]
@@ -576,10 +578,13 @@ def print_problem_files(status: IndexStatus, stream: IO[str] | None = None) -> N
 
 def print_roots(roots: Sequence[Root], stream: IO[str] | None = None) -> None:
     """One remembered folder per line, tab-separated: its path, when it was last
-    indexed, and the globs it is indexed without."""
+    indexed (or `forgotten`: later runs leave it out), and the globs it is
+    indexed without. The mark takes the date's column so that the globs stay
+    where scripts read them."""
     out = stream or sys.stdout
     for root in roots:
-        fields = [root.path, _when(root.last_indexed_at), *root.excludes]
+        when = "forgotten" if root.forgotten else _when(root.last_indexed_at)
+        fields = [root.path, when, *root.excludes]
         out.write("\t".join(printable(field) for field in fields) + "\n")
 
 

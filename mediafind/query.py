@@ -66,6 +66,7 @@ __all__ = [
     "make_filters",
     "parse_example",
     "parse_part",
+    "readable_query",
     "search",
 ]
 
@@ -366,6 +367,25 @@ def _nearest_files(
         k = min(k * 4, KNN_MAX_K)
 
 
+# A command line that is not valid UTF-8 reaches Python with each byte it
+# could not decode as a lone surrogate, U+DC80 to U+DCFF (PEP 383), which no
+# tokenizer takes. Such bytes are nearly always Latin-1 (an old script, a
+# Latin-1 terminal: caf\xe9 is café), so each becomes its Latin-1 letter; any
+# other lone surrogate becomes U+FFFD.
+_AS_LATIN_1 = {
+    code: code - 0xDC00 if 0xDC80 <= code <= 0xDCFF else 0xFFFD for code in range(0xD800, 0xE000)
+}
+
+
+def readable_query(text: str) -> str:
+    """The words of a query as text every model and the words search take."""
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        return text.translate(_AS_LATIN_1)
+    return text
+
+
 @dataclass(frozen=True)
 class QueryPart:
     """One more part of a query (--and / --not): words, or a file as an example.
@@ -571,8 +591,12 @@ def search(
     or examples. Words modalities (speech, text) match the words themselves
     (see `mediafind.words`). Example files are left out of the results, and
     so is anything scoring under `min_score` (calibrated, see the module
-    docstring). `modalities` restricts the match to some modalities.
+    docstring). `modalities` restricts the match to some modalities. Words
+    that are not valid UTF-8 are read as Latin-1 (`readable_query`).
     """
+    if query is not None:
+        query = readable_query(query)
+    parts = [replace(p, text=readable_query(p.text)) if p.text is not None else p for p in parts]
     _check_arguments(query, like, like_weight, parts, limit, kinds, modalities)
     for example in [*like, *(p.example for p in parts if p.example is not None)]:
         if not any(_takes(modality, example) for modality in registry.modalities()):

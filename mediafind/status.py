@@ -54,7 +54,12 @@ class IndexStatus:
             "failed": [{"path": path, "error": error} for path, error in self.failed],
             "partial": [{"path": path, "error": error} for path, error in self.partial],
             "roots": [
-                {"path": r.path, "last_indexed_at": r.last_indexed_at, "excludes": list(r.excludes)}
+                {
+                    "path": r.path,
+                    "last_indexed_at": r.last_indexed_at,
+                    "excludes": list(r.excludes),
+                    "forgotten": r.forgotten,
+                }
                 for r in self.roots
             ],
             "last_indexed_at": self.last_indexed_at,

@@ -42,13 +42,24 @@ def remembered_roots(store: Store) -> list[str]:
 
 def forget(store: Store, paths: Sequence[str | os.PathLike[str]]) -> Forgotten:
     """Remove these files, and everything under these folders, from the index,
-    and leave them out of later runs until one is indexed by name again."""
+    and leave them out of later runs until one is indexed by name again.
+
+    A path that exists but holds nothing indexed is still left out of later
+    runs; one that is neither indexed nor on disk is a typo (UsageError), and
+    then nothing is removed or remembered."""
     if not paths:
         raise UsageError("{argument} needs at least one file or folder", argument="paths")
-    removed: dict[str, int] = {}
-    for raw in paths:
-        target = canonical_path(raw)
-        removed[target] = store.delete_files(list(store.files_under([target])))
+    given = {canonical_path(raw): raw for raw in paths}
+    indexed = {target: list(store.files_under([target])) for target in given}
+    # Checked before anything is removed: a typo among several paths loses nothing.
+    for target, raw in given.items():
+        if not indexed[target] and not os.path.lexists(target):
+            raise UsageError(
+                f"{os.fsdecode(raw)}: nothing is indexed there and there is no such file or "
+                "folder; check the spelling (mediafind roots lists the indexed folders)",
+                argument="paths",
+            )
+    removed = {target: store.delete_files(files) for target, files in indexed.items()}
     store.remember_forgotten(removed)
     return Forgotten(removed)
 

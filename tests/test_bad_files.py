@@ -74,6 +74,17 @@ def test_failed_files_are_remembered_and_not_retried(cli, messy: Path):
     }
 
 
+def test_a_later_run_says_how_many_files_are_still_failed(cli, messy: Path):
+    cli("index", messy)
+    again = cli("index", messy)
+    # Three good files, four bad ones not retried: none of them "unchanged".
+    assert "0 failed, 4 still failed, 3 unchanged" in again.stderr
+    draw_photo(messy / "notes.jpg", COLORS["yellow"])
+    (messy / "empty.jpg").write_bytes(b"still nothing")
+    third = cli("index", messy)
+    assert "1 changed, 0 moved, 0 removed, 1 failed, 2 still failed, 3 unchanged" in third.stderr
+
+
 def test_failed_file_is_retried_once_it_changes(cli, messy: Path):
     cli("index", messy)
     draw_photo(messy / "notes.jpg", COLORS["yellow"])

@@ -162,11 +162,12 @@ def test_forget_sticks_until_the_path_is_indexed_by_name(cli, tmp_path: Path):
     assert names_found(cli) == {"public.jpg", "also.jpg", "secret.jpg"}
 
 
-def test_forget_of_nothing_says_so(cli, library: Path, tmp_path: Path):
+def test_forget_of_a_folder_with_nothing_indexed_says_so(cli, library: Path, tmp_path: Path):
     cli("index", library)
-    result = cli("forget", tmp_path / "typo")
+    (tmp_path / "empty").mkdir()
+    result = cli("forget", tmp_path / "empty")
     assert result.exit_code == 0
-    assert f"nothing indexed at {tmp_path / 'typo'}" in result.stderr
+    assert f"nothing indexed at {tmp_path / 'empty'}" in result.stderr
 
 
 def test_excludes_are_remembered_with_their_root(cli, tmp_path: Path):

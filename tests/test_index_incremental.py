@@ -141,11 +141,52 @@ def test_copied_file_reuses_vectors(db_path: Path, library: Path, spy: Spy):
     shutil.copy2(source, copy)
     spy.reset()
     summary = run(db_path, library)
-    assert summary.new == 1 and summary.reused == 1
+    assert (summary.copied, summary.new, summary.reused) == (1, 0, 0)
     assert spy.embedded == 0
     paths = indexed_paths(db_path)
     assert str(source) in paths and str(copy) in paths
     assert vector_of(db_path, copy) == vector_of(db_path, source)
+
+
+@pytest.fixture
+def album(tmp_path: Path) -> Path:
+    """Seven photos, two of them identical copies of two others."""
+    root = tmp_path / "Pictures" / "Summer"
+    for name in ("red", "green", "blue", "yellow", "white"):
+        draw_photo(root / f"{name}.jpg", COLORS[name])
+    shutil.copy2(root / "red.jpg", root / "red (1).jpg")
+    shutil.copy2(root / "blue.jpg", root / "blue copy.jpg")
+    return root
+
+
+def test_a_renamed_folder_with_identical_files_is_all_moved(db_path: Path, album: Path, spy: Spy):
+    run(db_path, album.parent)
+    before = indexed_paths(db_path)
+    renamed = album.with_name("Summer 2025")
+    album.rename(renamed)
+    spy.reset()
+    summary = run(db_path, album.parent)
+    assert (summary.new, summary.moved, summary.copied, summary.removed) == (0, 7, 0, 0)
+    assert summary.reused == 0 and spy.embedded == 0
+    after = indexed_paths(db_path)
+    # Each row moved with its file: the same rows, under the new folder's paths.
+    assert sorted(after.values()) == sorted(before.values())
+    assert {Path(p).relative_to(renamed) for p in after} == {
+        Path(p).relative_to(album) for p in before
+    }
+
+
+def test_a_copied_folder_is_counted_as_copied(db_path: Path, album: Path, spy: Spy, cli):
+    run(db_path, album.parent)
+    shutil.copytree(album, album.with_name("Summer backup"))
+    spy.reset()
+    summary = run(db_path, album.parent)
+    assert (summary.new, summary.moved, summary.copied, summary.removed) == (0, 0, 7, 0)
+    assert spy.embedded == 0
+    assert len(indexed_paths(db_path)) == 14
+    shutil.copy2(album / "green.jpg", album / "green again.jpg")
+    line = cli("index", album.parent).stderr
+    assert "0 new, 0 changed, 0 moved, 1 copied, 0 removed, 0 failed, 14 unchanged" in line
 
 
 def test_deleted_file_disappears(db_path: Path, library: Path, cli):

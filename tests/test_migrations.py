@@ -9,7 +9,11 @@ data/README.md.
 from __future__ import annotations
 
 import gzip
+import json
+import os
 import shutil
+import subprocess
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -106,9 +110,9 @@ class StandIn:
         return np.stack([self.vector for _ in texts])
 
 
-def test_search_returns_the_same_order_as_before(old_index: Path):
-    from mediafind.query import search
-
+def order_before(old_index: Path) -> tuple[str, str, np.ndarray, list[str]]:
+    """The visual space's model key and name, a query vector, and the order of
+    the files for it (the best segment of each, by cosine), from the old file."""
     conn = raw_connection(old_index)
     key, name, table = conn.execute(
         "SELECT model_key, model, 'vec_space_' || id FROM spaces WHERE modality = 'visual'"
@@ -125,9 +129,116 @@ def test_search_returns_the_same_order_as_before(old_index: Path):
     best: dict[str, float] = {}
     for (path, _), cosine in zip(rows, vectors @ query, strict=True):
         best[path] = max(best.get(path, -1.0), float(cosine))
-    expected = sorted(best, key=best.get, reverse=True)  # type: ignore[arg-type]
+    return key, name, query, sorted(best, key=best.get, reverse=True)  # type: ignore[arg-type]
+
+
+def test_search_returns_the_same_order_as_before(old_index: Path):
+    from mediafind.query import search
+
+    key, name, query, expected = order_before(old_index)
     with Store.open(old_index, create=False) as store:
         found = search(
             store, "anything", {"visual": StandIn(key, name, query)}, modalities=["visual"]
         )
     assert [result.path for result in found] == expected
+
+
+def schema_version(path: Path) -> int:
+    conn = raw_connection(path)
+    try:
+        return int(conn.execute("PRAGMA user_version").fetchone()[0])
+    finally:
+        conn.close()
+
+
+@pytest.fixture
+def searchable_as_before(old_index: Path, monkeypatch: pytest.MonkeyPatch) -> list[str]:
+    """The registry's visual modality answering queries with the old index's
+    model key and `order_before`'s query vector; returns the order expected."""
+    from mediafind import modalities
+    from mediafind.modalities.visual import Visual
+
+    key, name, query, expected = order_before(old_index)
+
+    class AsBefore(Visual):
+        def embedder(self, choice, device, precision):  # type: ignore[no-untyped-def]
+            return StandIn(key, name, query)
+
+    monkeypatch.setattr(modalities, "_REGISTRY", {"visual": AsBefore()})
+    monkeypatch.setenv("MEDIAFIND_DB", str(old_index))
+    return expected
+
+
+def test_the_first_search_upgrades_a_writable_old_index_and_answers_as_before(
+    cli, old_index: Path, searchable_as_before: list[str]
+):
+    result = cli("search", "anything", "--paths")
+    assert result.exit_code == 0, result.stderr
+    assert result.stdout.splitlines() == searchable_as_before
+    assert schema_version(old_index) == len(MIGRATIONS)
+    again = cli("search", "anything", "--paths")  # upgraded once: the same answer
+    assert again.stdout == result.stdout
+
+
+def test_an_old_index_is_not_upgraded_beside_a_run_that_writes_it(
+    cli, old_index: Path, searchable_as_before: list[str], monkeypatch: pytest.MonkeyPatch
+):
+    import threading
+
+    import mediafind.db as db_module
+    from mediafind.db import WriterLock
+
+    monkeypatch.setattr(db_module, "UPGRADE_WAIT_S", 0.5)
+    with WriterLock(old_index):  # as a running `mediafind index` holds it
+        refused = cli("search", "anything", "--paths")
+    assert refused.exit_code == 2
+    assert refused.stderr == (
+        f"mediafind: error: the index {old_index} was made by an older mediafind and must be "
+        f"upgraded once, but another run (pid {os.getpid()}) is writing to it; try again once "
+        "it is done\n"
+    )
+    assert schema_version(old_index) == 4  # left as it was
+
+    # A run that ends within the wait: the search waits for it, then upgrades.
+    monkeypatch.setattr(db_module, "UPGRADE_WAIT_S", 10.0)
+    held = WriterLock(old_index)
+    held.acquire()
+    releasing = threading.Timer(0.6, held.release)
+    releasing.start()
+    try:
+        waited = cli("search", "anything", "--paths")
+    finally:
+        releasing.join()
+    assert waited.exit_code == 0, waited.stderr
+    assert waited.stdout.splitlines() == searchable_as_before
+    assert schema_version(old_index) == len(MIGRATIONS)
+
+
+def test_only_an_old_index_that_cannot_be_written_must_be_upgraded_elsewhere(
+    old_index: Path, tmp_path: Path
+):
+    from test_index_faults import run_without_write_access
+
+    shared = tmp_path / "shared"
+    shared.mkdir()
+    copied = shared / "index.db"
+    shutil.copy(old_index, copied)
+    refused = run_without_write_access(shared, "status", "--db", str(copied))
+    assert refused.returncode == 2
+    assert refused.stderr == (
+        f"mediafind: error: the index {copied} was made by an older mediafind and must be "
+        "upgraded once where it can be written: run mediafind index there, or copy it "
+        "somewhere writable\n"
+    )
+    assert schema_version(copied) == 4
+    upgraded = subprocess.run(
+        [sys.executable, "-m", "mediafind", "status", "--json", "--db", str(copied)],
+        capture_output=True,
+        text=True,
+        env=dict(os.environ),
+        timeout=300,
+    )
+    assert upgraded.returncode == 0, upgraded.stderr
+    # Four photos, a video, a recording (the broken file is not counted).
+    assert json.loads(upgraded.stdout)["files"] == {"image": 4, "video": 1, "audio": 1}
+    assert schema_version(copied) == len(MIGRATIONS)

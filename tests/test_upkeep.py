@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 import shutil
 from pathlib import Path
 
@@ -131,3 +132,31 @@ def test_prune_compacts_the_file_when_much_was_freed(
     assert db_path.stat().st_size < before
     status = json.loads(cli("status", "--json").stdout)
     assert status["files"]["image"] == 10
+
+
+def test_forget_of_a_path_neither_indexed_nor_on_disk_is_a_typo(cli, two_roots, db_path: Path):
+    first, second = two_roots
+    cli("index", first, second)
+    result = cli("forget", second / "c.jpg", first / "sbu")
+    assert result.exit_code == 2
+    assert result.stderr == (
+        f"mediafind: error: {first / 'sbu'}: nothing is indexed there and there is no such "
+        "file or folder; check the spelling (mediafind roots lists the indexed folders)\n"
+    )
+    # Nothing removed, nothing remembered: not even the good path given with it.
+    assert paths(cli) == {"a.jpg", "b.jpg", "c.jpg"}
+    with Store.open(db_path, create=False) as store:
+        assert store.forgotten() == []
+
+
+def test_roots_marks_a_forgotten_root_in_the_date_column(cli, two_roots):
+    first, second = two_roots
+    cli("index", first)
+    cli("index", second, "--exclude", "Trash", "--exclude", "*.tmp")
+    assert cli("forget", second).exit_code == 0
+    lines = dict(line.split("\t", 1) for line in cli("roots").stdout.splitlines())
+    assert lines[str(second)] == "forgotten\tTrash\t*.tmp"
+    assert re.fullmatch(r"\d{4}-\d\d-\d\d \d\d:\d\d:\d\d", lines[str(first)])
+    cli("index", second)  # named again: no longer forgotten
+    again = dict(line.split("\t", 1) for line in cli("roots").stdout.splitlines())
+    assert re.fullmatch(r"\d{4}-\d\d-\d\d \d\d:\d\d:\d\d\tTrash\t\*\.tmp", again[str(second)])
