@@ -1,300 +1,47 @@
-"""The `mediafind` command: parse arguments, call the library, render the result.
+"""The `mediafind` commands: parse arguments, call the library, render the result.
 
-This is the only module that prints for people or chooses exit codes:
-0 success (for search: something was found), 1 search found nothing,
-2 an error the user can fix, 130 interrupted. It names options; the library
-names its arguments, and `_Group.invoke` words the library's errors with the
-options the user typed.
+The commands, with `cli_view` (serve), are the only code that prints for
+people or chooses exit codes (see `cli_base`, which they share).
 """
 
 from __future__ import annotations
 
 import contextlib
-import logging
 import os
 import shlex
-import signal
 import sys
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Annotated, Any
 
 import typer
-from typer.core import TyperArgument, TyperGroup
 
 from mediafind import __version__, config
-from mediafind import modalities as registry
+from mediafind.cli_base import (
+    EXIT_NOT_FOUND,
+    KIND_ALIASES,
+    KINDS,
+    PICTURE_KINDS,
+    PRECISIONS,
+    DbOption,
+    DeviceOption,
+    Group,
+    ModelChoices,
+    SearchModels,
+    VerboseOption,
+    app,
+    choice_parser,
+    number_parser,
+    print_notes,
+    registry,
+    with_model_options,
+)
 from mediafind.duplicates import DEFAULT_THRESHOLD
-from mediafind.errors import IndexInterruptedError, MediafindError
+from mediafind.errors import MediafindError
 from mediafind.modalities.base import DecodeOptions
 from mediafind.query import DEFAULT_LIKE_WEIGHT
 
-EXIT_NOT_FOUND = 1
-EXIT_ERROR = 2
-EXIT_INTERRUPTED = 130
-
-
-def _raise_interrupt(signum: int, frame: Any) -> None:
-    raise KeyboardInterrupt
-
-
-def _skip_argument(option: str) -> str:
-    """The library's name for a --no-X option: no_x."""
-    return option.lstrip("-").replace("-", "_")
-
-
-# The library names its arguments in its errors; people typed these.
-_OPTION_NAMES = {
-    "paths": "PATHS",
-    "db": "--db",
-    "reembed": "--reembed",
-    "query": "QUERY",
-    "like": "--like",
-    "like_weight": "--like-weight",
-    "and_": "--and",
-    "not_": "--not",
-    "limit": "--limit",
-    "template": "--format",
-    "max_gap": "--max-gap",
-    "cluster": "--cluster",
-    "path_map": "--path-map",
-    "device": "--device",
-    "precision": "--precision",
-    "threshold": "--threshold",
-    "kinds": "--type",
-    "modalities": "--modality",
-    "folders": "--in",
-    "since": "--since",
-    "until": "--until",
-    "min_duration": "--min-duration",
-    "max_duration": "--max-duration",
-    "min_score": "--min-score",
-    **{m.argument: m.option for m in registry.modalities()},
-    **{
-        _skip_argument(m.skip_option): m.skip_option for m in registry.modalities() if m.skip_option
-    },
-}
-# Where a command takes an argument under another name (similar's FILE is
-# its example: "notes.txt: no such file", not "--like notes.txt: ...").
-_COMMAND_OPTION_NAMES = {"similar": {"like": ""}, "serve": {"host": "--host", "port": "--port"}}
-
-
-def _option_names(command: str | None) -> dict[str, str]:
-    return {**_OPTION_NAMES, **_COMMAND_OPTION_NAMES.get(command or "", {})}
-
-
-class _Group(TyperGroup):
-    """Maps the library's exceptions to one stderr line and an exit code."""
-
-    def __init__(self, *args: Any, **kwargs: Any) -> None:
-        super().__init__(*args, **kwargs)
-        # typer writes an argument's Python type after its name in the help
-        # (`QUERY <list[str]>`); the name and the help say what to give.
-        for command in self.commands.values():
-            for param in command.params:
-                if isinstance(param, TyperArgument):
-                    param.display_type_rich = _no_type  # type: ignore[method-assign]
-
-    def invoke(self, ctx: Any) -> Any:
-        import warnings
-
-        from mediafind.output import stderr_line, summary_line
-
-        # torch, open_clip and huggingface_hub log retries and warnings through
-        # `logging`, and Pillow warns about odd files through `warnings`;
-        # without this Python prints them all on stderr. What matters reaches
-        # the user as mediafind's own warning or error lines.
-        root = logging.getLogger()
-        if not any(isinstance(handler, logging.NullHandler) for handler in root.handlers):
-            root.addHandler(logging.NullHandler())
-        warnings.simplefilter("ignore")
-        # `kill` stops indexing the way Ctrl-C does: after the current commit.
-        previous = signal.signal(signal.SIGTERM, _raise_interrupt)
-        try:
-            return super().invoke(ctx)
-        except IndexInterruptedError as interrupted:
-            stderr_line(summary_line(interrupted.summary, interrupted=True))
-            stderr_line(f"mediafind: {interrupted}")
-            _exit_now(EXIT_INTERRUPTED)
-        except MediafindError as error:
-            names = _option_names(ctx.invoked_subcommand)
-            stderr_line(f"mediafind: error: {error.worded(names)}")
-            raise typer.Exit(EXIT_ERROR) from None
-        except KeyboardInterrupt:
-            _exit_now(EXIT_INTERRUPTED)
-        finally:
-            signal.signal(signal.SIGTERM, previous)
-
-
-def _no_type(ctx: Any) -> None:
-    return None
-
-
-def _exit_now(code: int) -> None:
-    """Exit without waiting for threads: a worker stuck reading a hung network
-    mount or a FIFO must not keep an interrupted run alive (what was finished
-    is already committed)."""
-    try:
-        sys.stdout.flush()
-        sys.stderr.flush()
-    finally:
-        os._exit(code)
-
-
-app = typer.Typer(
-    cls=_Group,
-    no_args_is_help=True,
-    add_completion=True,
-    rich_markup_mode=None,
-    help="Search your photos, videos and recordings by meaning. Nothing leaves this machine.",
-    context_settings={"help_option_names": ["-h", "--help"]},
-)
-
-
-# Values are parsed here rather than by typer's types, whose help shows
-# internal types (`<list[str]>`, `<int range>`) and whose errors start with
-# "Value error,".
-def _choice(names: list[str], aliases: dict[str, str] | None = None) -> Any:
-    """A parser that takes one of `names` (any case), or an alias of one."""
-    aliases = aliases or {}
-
-    def parse(value: Any) -> str:
-        if not isinstance(value, str):
-            return str(value)
-        chosen = aliases.get(value.lower(), value.lower())
-        if chosen not in names:
-            offered = [
-                f"{name} (or {alias})" if (alias := _alias_of(name, aliases)) else name
-                for name in names
-            ]
-            raise typer.BadParameter(f"{value!r} is not one of {', '.join(offered)}")
-        return chosen
-
-    return parse
-
-
-def _alias_of(name: str, aliases: dict[str, str]) -> str | None:
-    return next((alias for alias, target in aliases.items() if target == name), None)
-
-
-def _number(low: float | None = None, high: float | None = None, whole: bool = False) -> Any:
-    """A parser of a number within bounds, with an error in words."""
-    what = "a whole number" if whole else "a number"
-
-    def parse(value: Any) -> float | int:
-        if not isinstance(value, str):
-            return value
-        try:
-            number: float | int = int(value) if whole else float(value)
-        except ValueError:
-            raise typer.BadParameter(f"{value!r} is not {what}") from None
-        if (low is not None and number < low) or (high is not None and number > high):
-            bounds = (
-                f"from {low:g} to {high:g}"
-                if low is not None and high is not None
-                else f"at least {low:g}"
-                if low is not None
-                else f"at most {high:g}"
-            )
-            raise typer.BadParameter(f"{value} is out of range: expected {what} {bounds}")
-        return number
-
-    return parse
-
-
-# Choices come from the registry: a new modality or kind needs no edit here.
-# People call pictures photos (so does the README): both are accepted.
-_KIND_ALIASES = {"photo": "image", "photos": "image", "picture": "image"}
-_KINDS = registry.kinds()
-# The kinds `duplicates` compares: those with pictures.
-_PICTURE_KINDS = [kind for kind in _KINDS if kind in ("image", "video")]
-_PRECISIONS = ["fp32", "int8"]
-
-
-def _model_help(option: str) -> str:
-    for modality in registry.modalities():
-        if modality.option == option:
-            return (
-                f"The {modality.noun} model. Default: for a search, the index's own; for "
-                f"indexing, ${modality.env}, else the config file's {modality.config_key}, "
-                f"else the index's own, else {modality.default_model}"
-            )
-    return ""  # no modality takes this option in this registry
-
-
-DbOption = Annotated[
-    Path | None,
-    typer.Option(
-        "--db",
-        metavar="PATH",
-        help=f"Index file. Default: ${config.ENV_DB}, else {config.default_db_path()}",
-        show_default=False,
-    ),
-]
-ModelOption = Annotated[
-    str | None,
-    typer.Option(
-        "--model",
-        metavar="SPEC",
-        help="open_clip NAME:PRETRAINED, hf-hub:ORG/REPO or a model folder (local-dir:PATH). "
-        + _model_help("--model"),
-        show_default=False,
-    ),
-]
-AudioModelOption = Annotated[
-    str | None,
-    typer.Option(
-        "--audio-model",
-        metavar="SPEC",
-        help="CLAP: a Hugging Face repo id or a local folder. " + _model_help("--audio-model"),
-        show_default=False,
-    ),
-]
-SpeechModelOption = Annotated[
-    str | None,
-    typer.Option(
-        "--speech-model",
-        metavar="SPEC",
-        help="faster-whisper: a model name (base, small, ...), a repo id or a local folder. "
-        + _model_help("--speech-model"),
-        show_default=False,
-    ),
-]
-TextModelOption = Annotated[
-    str | None,
-    typer.Option(
-        "--text-model",
-        metavar="SPEC",
-        help="RapidOCR: PP-OCRv4 (the models it ships) or a local model folder. "
-        + _model_help("--text-model"),
-        show_default=False,
-    ),
-]
-VerboseOption = Annotated[
-    bool,
-    typer.Option(
-        "--verbose",
-        "-v",
-        help="Also say how models ran: ONNX Runtime or torch, conversions, fallbacks.",
-    ),
-]
-DeviceOption = Annotated[
-    str | None,
-    typer.Option(
-        "--device",
-        metavar="auto|cpu|cuda|mps",
-        help=f"Where models run. Default: ${config.ENV_DEVICE}, else auto",
-        show_default=False,
-    ),
-]
-
-
-def _model_requests(**given: str | None) -> dict[str, config.Choice | None]:
-    """The models asked for by option (`model=`, `audio_model=`), by modality."""
-    return {
-        m.name: config.Choice(value, "option") if (value := given.get(m.argument)) else None
-        for m in registry.modalities()
-    }
+__all__ = ["app", "main"]
 
 
 def _version(value: bool) -> None:
@@ -314,6 +61,7 @@ def main_options(
 
 
 @app.command()
+@with_model_options(skips=True)
 def index(
     paths: Annotated[
         list[Path] | None,
@@ -324,24 +72,6 @@ def index(
         ),
     ] = None,
     db: DbOption = None,
-    model: ModelOption = None,
-    audio_model: AudioModelOption = None,
-    no_audio: Annotated[
-        bool,
-        typer.Option(
-            "--no-audio", help="Leave out how things sound (what is said has --no-speech)."
-        ),
-    ] = False,
-    speech_model: SpeechModelOption = None,
-    no_speech: Annotated[
-        bool,
-        typer.Option("--no-speech", help="Do not transcribe what is said, nor read subtitles."),
-    ] = False,
-    text_model: TextModelOption = None,
-    no_text: Annotated[
-        bool,
-        typer.Option("--no-text", help="Do not read the text in photos and video frames."),
-    ] = False,
     language: Annotated[
         str | None,
         typer.Option(
@@ -374,7 +104,7 @@ def index(
         typer.Option(
             "--max-gap",
             metavar="SECONDS",
-            parser=_number(),
+            parser=number_parser(),
             help="Longest stretch of a video without an embedded frame.",
         ),
     ] = DecodeOptions.max_gap,
@@ -382,9 +112,9 @@ def index(
         str | None,
         typer.Option(
             "--precision",
-            metavar="|".join(_PRECISIONS),
-            parser=_choice(_PRECISIONS),
-            autocompletion=lambda: _PRECISIONS,
+            metavar="|".join(PRECISIONS),
+            parser=choice_parser(PRECISIONS),
+            autocompletion=lambda: PRECISIONS,
             help=(
                 "int8: about twice as fast on the CPU, slightly less exact; remembered by the "
                 "index. Default: the index's own, else fp32."
@@ -421,6 +151,8 @@ def index(
             help="Print the summary even without a terminal, and how models ran.",
         ),
     ] = False,
+    *,
+    models: ModelChoices,
 ) -> None:
     """Index the photos, videos and recordings under PATHS; only what changed is embedded."""
     from mediafind.db import Store
@@ -443,30 +175,24 @@ def index(
     if checked.absent:
         stderr_line(f"mediafind: warning: left out: {'; '.join(checked.absent)}")
     targets = checked.present
-    skips = {"--no-audio": no_audio, "--no-speech": no_speech, "--no-text": no_text}
     with (
         Store.open(config.resolve_db_path(db), create=True) as store,
         runner or contextlib.nullcontext(),
     ):
         try:
-            models = registry.models_for_index(
+            embedders = registry.models_for_index(
                 store,
-                _model_requests(
-                    model=model,
-                    audio_model=audio_model,
-                    speech_model=speech_model,
-                    text_model=text_model,
-                ),
+                models.requests(),
                 device=config.resolve_device(device),
                 precision=precision,
-                skip={m.name for m in registry.modalities() if skips.get(m.skip_option or "")},
+                skip=models.skipped,
             )
             with IndexReporter(verbose=verbose) as reporter:
                 try:
-                    summary = index_paths(store, targets, models, options, reporter)
+                    summary = index_paths(store, targets, embedders, options, reporter)
                 finally:
                     if verbose:
-                        _print_notes([*models.values(), *([runner] if runner else [])])
+                        print_notes([*embedders.values(), *([runner] if runner else [])])
         except MediafindError:
             discard_if_unused(store)
             raise
@@ -496,21 +222,13 @@ def _cluster_runner(cluster: str | None, path_maps: list[str] | None) -> Any:
     return ClusterRunner(address, config.resolve_path_maps(path_maps))
 
 
-def _print_notes(models: Any) -> None:
-    from mediafind.output import stderr_line
-
-    for model in models:
-        for note in model.notes:
-            stderr_line(f"mediafind: note: {note}")
-
-
 LimitOption = Annotated[
     int | None,
     typer.Option(
         "--limit",
         "-n",
         metavar="N",
-        parser=_number(low=1, whole=True),
+        parser=number_parser(low=1, whole=True),
         help=f"Most results to show [default: {config.DEFAULT_LIMIT}].",
     ),
 ]
@@ -519,21 +237,10 @@ TypeOption = Annotated[
     typer.Option(
         "--type",
         "-t",
-        metavar="|".join(_KINDS),
-        parser=_choice(_KINDS, _KIND_ALIASES),
-        autocompletion=lambda: _KINDS,
+        metavar="|".join(KINDS),
+        parser=choice_parser(KINDS, KIND_ALIASES),
+        autocompletion=lambda: KINDS,
         help="Only results of this kind (repeatable; photo = image).",
-    ),
-]
-ModalityFilter = Annotated[
-    list[str] | None,
-    typer.Option(
-        "--modality",
-        "-m",
-        metavar="|".join(registry.names()),
-        parser=_choice(registry.names()),
-        autocompletion=registry.names,
-        help="Only match by what is seen, heard, said or written (repeatable).",
     ),
 ]
 JsonOption = Annotated[bool, typer.Option("--json", help="A JSON array of results.")]
@@ -652,35 +359,7 @@ class _Query:
     filters: dict[str, Any] = field(default_factory=dict)
 
 
-@dataclass
-class _Models:
-    """The model options shared by search and similar."""
-
-    db: Path | None = None
-    model: str | None = None
-    audio_model: str | None = None
-    speech_model: str | None = None
-    text_model: str | None = None
-    device: str | None = None
-    verbose: bool = False
-
-    def for_searching(self, store: Any) -> dict[str, Any]:
-        """The index's models for a search: as it was built, unless an option
-        names another (search, similar and serve alike)."""
-        return registry.models_for_index(
-            store,
-            _model_requests(
-                model=self.model,
-                audio_model=self.audio_model,
-                speech_model=self.speech_model,
-                text_model=self.text_model,
-            ),
-            device=config.resolve_device(self.device),
-            searching=True,
-        )
-
-
-def _search_and_print(query: _Query, output: _Output, chosen: _Models) -> None:
+def _search_and_print(query: _Query, output: _Output, chosen: SearchModels) -> None:
     from dataclasses import replace
 
     from mediafind.db import Filters, Store
@@ -717,7 +396,7 @@ def _search_and_print(query: _Query, output: _Output, chosen: _Models) -> None:
             )
         finally:
             if chosen.verbose:
-                _print_notes(models.values())
+                print_notes(models.values())
         with_previews = style == "table" and config.resolve_preview(output.preview)
         previews = _previews(store, results) if with_previews else None
         if not results and sys.stderr.isatty():
@@ -746,6 +425,7 @@ def _previews(store: Any, results: list[Any]) -> list[Any] | None:
 
 
 @app.command()
+@with_model_options(modality_filter=True)
 def search(
     words: Annotated[
         list[str] | None,
@@ -768,7 +448,7 @@ def search(
         typer.Option(
             "--like-weight",
             metavar="W",
-            parser=_number(),
+            parser=number_parser(),
             help="With QUERY and --like: the example's share, 0 to 1.",
         ),
     ] = DEFAULT_LIKE_WEIGHT,
@@ -793,7 +473,7 @@ def search(
         typer.Option(
             "--min-score",
             metavar="X",
-            parser=_number(),
+            parser=number_parser(),
             help="Drop results scoring under X (calibrated).",
         ),
     ] = None,
@@ -810,14 +490,12 @@ def search(
     null: NullOption = False,
     template: FormatOption = None,
     preview: PreviewOption = None,
-    modality: ModalityFilter = None,
     db: DbOption = None,
-    model: ModelOption = None,
-    audio_model: AudioModelOption = None,
-    speech_model: SpeechModelOption = None,
-    text_model: TextModelOption = None,
     device: DeviceOption = None,
     verbose: VerboseOption = False,
+    *,
+    models: ModelChoices,
+    modality: list[str] | None = None,
 ) -> None:
     """Find the photos, video moments, sounds and words that best match QUERY (or --like FILE)."""
     text = " ".join(words) if words else None
@@ -835,9 +513,7 @@ def search(
         filters=_filters(folder, since, until, min_duration, max_duration),
     )
     output = _Output(as_json, jsonl, paths, template, null, preview)
-    _search_and_print(
-        query, output, _Models(db, model, audio_model, speech_model, text_model, device, verbose)
-    )
+    _search_and_print(query, output, SearchModels(db, models, device, verbose))
 
 
 def _refuse_a_file_as_words(text: str | None) -> None:
@@ -857,6 +533,7 @@ def _refuse_a_file_as_words(text: str | None) -> None:
 
 
 @app.command()
+@with_model_options(modality_filter=True)
 def similar(
     example: Annotated[
         str, typer.Argument(metavar="FILE[@TIME]", help="A photo, video, recording, or a moment.")
@@ -869,19 +546,17 @@ def similar(
     null: NullOption = False,
     template: FormatOption = None,
     preview: PreviewOption = None,
-    modality: ModalityFilter = None,
     folder: FolderFilter = None,
     since: SinceFilter = None,
     until: UntilFilter = None,
     min_duration: MinDurationFilter = None,
     max_duration: MaxDurationFilter = None,
     db: DbOption = None,
-    model: ModelOption = None,
-    audio_model: AudioModelOption = None,
-    speech_model: SpeechModelOption = None,
-    text_model: TextModelOption = None,
     device: DeviceOption = None,
     verbose: VerboseOption = False,
+    *,
+    models: ModelChoices,
+    modality: list[str] | None = None,
 ) -> None:
     """Find what looks, sounds, speaks or reads like FILE (the short form of search --like FILE)."""
     query = _Query(
@@ -893,9 +568,7 @@ def similar(
         filters=_filters(folder, since, until, min_duration, max_duration),
     )
     output = _Output(as_json, jsonl, paths, template, null, preview)
-    _search_and_print(
-        query, output, _Models(db, model, audio_model, speech_model, text_model, device, verbose)
-    )
+    _search_and_print(query, output, SearchModels(db, models, device, verbose))
 
 
 @app.command()
@@ -952,7 +625,7 @@ def duplicates(
         typer.Option(
             "--threshold",
             metavar="X",
-            parser=_number(low=0, high=1),
+            parser=number_parser(low=0, high=1),
             help="How alike (cosine, 0 to 1) files must be to group.",
         ),
     ] = DEFAULT_THRESHOLD,
@@ -961,9 +634,9 @@ def duplicates(
         typer.Option(
             "--type",
             "-t",
-            metavar="|".join(_PICTURE_KINDS),
-            parser=_choice(_PICTURE_KINDS, _KIND_ALIASES),
-            autocompletion=lambda: _PICTURE_KINDS,
+            metavar="|".join(PICTURE_KINDS),
+            parser=choice_parser(PICTURE_KINDS, KIND_ALIASES),
+            autocompletion=lambda: PICTURE_KINDS,
             help="Only groups of this kind (repeatable; photo = image).",
         ),
     ] = None,
@@ -983,7 +656,7 @@ def duplicates(
 
 
 roots_app = typer.Typer(
-    cls=_Group, invoke_without_command=True, help="List or forget the remembered folders."
+    cls=Group, invoke_without_command=True, help="List or forget the remembered folders."
 )
 app.add_typer(roots_app, name="roots")
 

@@ -1,7 +1,8 @@
 """`mediafind serve`: the command that shows results in the browser.
 
-Registered on the main app (cli.py imports this module); like every command
-it parses, calls the library (mediafind.serve) and words what it says.
+Registered on the app of `cli_base` (cli.py imports this module so that
+the command exists); like every command it parses, calls the library
+(mediafind.serve) and words what it says.
 """
 
 from __future__ import annotations
@@ -12,22 +13,21 @@ from typing import Annotated
 import typer
 
 from mediafind import config
-from mediafind.cli import (
+from mediafind.cli_base import (
     EXIT_INTERRUPTED,
-    AudioModelOption,
     DbOption,
     DeviceOption,
-    ModelOption,
-    SpeechModelOption,
-    TextModelOption,
-    _exit_now,
-    _Models,
-    _number,
+    ModelChoices,
+    SearchModels,
     app,
+    exit_now,
+    number_parser,
+    with_model_options,
 )
 
 
 @app.command()
+@with_model_options()
 def serve(
     host: Annotated[
         str,
@@ -42,7 +42,7 @@ def serve(
         typer.Option(
             "--port",
             metavar="PORT",
-            parser=_number(low=0, high=65535, whole=True),
+            parser=number_parser(low=0, high=65535, whole=True),
             help="Port to listen on; 0: a free one.",
         ),
     ] = 0,
@@ -50,11 +50,9 @@ def serve(
         bool, typer.Option("--open", help="Open the page in the web browser.")
     ] = False,
     db: DbOption = None,
-    model: ModelOption = None,
-    audio_model: AudioModelOption = None,
-    speech_model: SpeechModelOption = None,
-    text_model: TextModelOption = None,
     device: DeviceOption = None,
+    *,
+    models: ModelChoices,
 ) -> None:
     """Show a results page in the browser: search, thumbnails, play videos from
     their moments. Private: this machine only, with a token in the printed URL."""
@@ -63,10 +61,9 @@ def serve(
     from mediafind.serve import Library, bind
     from mediafind.serve import serve as run_server
 
-    chosen = _Models(db, model, audio_model, speech_model, text_model, device)
+    chosen = SearchModels(db, models, device)
     with Store.open(config.resolve_db_path(db), create=False, readonly=True) as store:
-        models = chosen.for_searching(store)
-        library = Library(store, models)
+        library = Library(store, chosen.for_searching(store))
         sock = bind(host, port)
 
         def ready(url: str) -> None:
@@ -80,7 +77,7 @@ def serve(
             if open_browser:
                 threading.Thread(target=_open, args=(url,), daemon=True).start()
 
-        run_server(library, sock, ready=ready, interrupted=lambda: _exit_now(EXIT_INTERRUPTED))
+        run_server(library, sock, ready=ready, interrupted=lambda: exit_now(EXIT_INTERRUPTED))
 
 
 # Seconds the page that opens the browser is kept: long enough for a browser

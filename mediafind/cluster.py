@@ -39,7 +39,7 @@ from mediafind import __version__, modalities
 from mediafind.config import Choice
 from mediafind.errors import ClusterError, MediafindError, ModelMismatchError, UsageError, one_line
 from mediafind.events import IndexEvent, Problem
-from mediafind.index import Results, _Models, _prepare, _Prepared, _Task, embed_prepared
+from mediafind.filework import PassModels, Prepared, Results, Task, embed_prepared, prepare
 from mediafind.modalities import DecodeOptions, Modality
 from mediafind.scan import canonical_path
 
@@ -145,7 +145,8 @@ class _Job:
     """What every worker of one pass is told, once."""
 
     version: str
-    # This run's modalities: a worker reads files with exactly these.
+    # This run's modalities: a worker reads files with exactly these (its own
+    # registry is left as it is: what a modality is, it says itself).
     registry: tuple[Modality, ...]
     models: tuple[_ModelOrder, ...]
     decode: DecodeOptions
@@ -153,6 +154,9 @@ class _Job:
     # The content hashes already indexed (an object in Ray's store, shared by
     # the workers): a file with one of them is copied here, never decoded.
     known: Any
+
+    def modality(self, name: str) -> Modality:
+        return next(m for m in self.registry if m.name == name)
 
 
 class ClusterRunner:
@@ -194,8 +198,8 @@ class ClusterRunner:
 
     def __call__(
         self,
-        tasks: list[_Task],
-        models: _Models,
+        tasks: list[Task],
+        models: PassModels,
         reusable: Mapping[str, int],
         emit: Callable[[IndexEvent], None],
     ) -> Results:
@@ -232,7 +236,7 @@ class ClusterRunner:
                 ray.kill(coordinator)
 
     def _receive(
-        self, ray: Any, coordinator: Any, tasks: list[_Task], emit: Callable[[IndexEvent], None]
+        self, ray: Any, coordinator: Any, tasks: list[Task], emit: Callable[[IndexEvent], None]
     ) -> Results:
         """Each file's result as the cluster sends it, once, then the files lost."""
         seen = bytearray(len(tasks))
@@ -317,7 +321,7 @@ class ClusterRunner:
             f"otherwise)? Ray Client's port ({RAY_CLIENT_PORT}) is given as ray://{host}:PORT"
         )
 
-    def _orders(self, models: _Models) -> list[_ModelOrder]:
+    def _orders(self, models: PassModels) -> list[_ModelOrder]:
         return [
             _ModelOrder(
                 modality.name,
@@ -478,13 +482,13 @@ class _Refusal:
         return ClusterError(self.message)
 
 
-def _lost(task: _Task, emit: Callable[[IndexEvent], None]) -> _Prepared:
+def _lost(task: Task, emit: Callable[[IndexEvent], None]) -> Prepared:
     reason = (
         "not indexed: the cluster's workers failed on it, also when Ray ran it again (a "
         "worker died reading it, or a file read with it); the next run tries it again"
     )
     emit(Problem(task.found.path, reason, "failed"))
-    return _Prepared(task, "unread", error=reason)
+    return Prepared(task, "unread", error=reason)
 
 
 # What a worker process has set up, per job: its models (or why it refuses)
@@ -493,7 +497,7 @@ _models_here: dict[tuple[_ModelOrder, str], Any] = {}
 _known_here: dict[str, frozenset[str]] = {}
 
 
-def _worker_models(job: _Job, device: str) -> tuple[_Models | None, _Refusal | None]:
+def _worker_models(job: _Job, device: str) -> tuple[PassModels | None, _Refusal | None]:
     """This worker's models for `job`, each checked against the index's key."""
     if job.version != __version__:
         return None, _Refusal(
@@ -501,27 +505,20 @@ def _worker_models(job: _Job, device: str) -> tuple[_Models | None, _Refusal | N
             f"machine {job.version}; install the same version on every node",
             "cluster",
         )
-    # This run's modalities, as the registry: a file's first reader decides
-    # whether failing to read it fails the file (`Modality.essential`).
-    for name in modalities.names():
-        modalities.unregister(name)
-    for modality in job.registry:
-        modalities.register(modality)
     embedders = {}
     for order in job.models:
         if (order, device) not in _models_here:
-            _models_here[order, device] = _load(order, device)
+            _models_here[order, device] = _load(job.modality(order.modality), order, device)
         loaded = _models_here[order, device]
         if isinstance(loaded, _Refusal):
             return None, loaded
         embedders[order.modality] = loaded
-    used = [modalities.get(order.modality) for order in job.models]
-    return _Models(used, embedders, {}, job.decode), None
+    used = [job.modality(order.modality) for order in job.models]
+    return PassModels(used, embedders, {}, job.decode), None
 
 
-def _load(order: _ModelOrder, device: str) -> Any:
+def _load(modality: Modality, order: _ModelOrder, device: str) -> Any:
     """The model `order` names, loaded here, or a refusal saying why not."""
-    modality = modalities.get(order.modality)
     host = socket.gethostname()
     embedder = modality.embedder(Choice(order.spec, "index"), device, order.precision)
     try:
@@ -554,7 +551,7 @@ def _known(job: _Job) -> frozenset[str]:
     return _known_here[name]
 
 
-def _read_here(task: _Task, job: _Job, models: _Models) -> tuple[_Prepared, list[IndexEvent]]:
+def _read_here(task: Task, job: _Job, models: PassModels) -> tuple[Prepared, list[IndexEvent]]:
     """Hash and decode one file on this worker, as a local run would."""
     path = map_path(task.found.path, job.maps)
     if not os.path.lexists(path):
@@ -563,14 +560,10 @@ def _read_here(task: _Task, job: _Job, models: _Models) -> tuple[_Prepared, list
             "folder there at the same path, or give a path map (LOCAL=REMOTE) to where the "
             "workers find it; the next run tries again"
         )
-        return _Prepared(task, "unread", error=reason), [Problem(task.found.path, reason, "failed")]
+        return Prepared(task, "unread", error=reason), [Problem(task.found.path, reason, "failed")]
     events: list[IndexEvent] = []
-    there = replace(
-        task,
-        found=replace(task.found, path=path),
-        modalities=tuple(modalities.get(m.name) for m in task.modalities),
-    )
-    prepared = _prepare(there, _known(job), models, events.append)
+    there = replace(task, found=replace(task.found, path=path))
+    prepared = prepare(there, _known(job), models, events.append)
     prepared.task = task
     # Only what the user must hear travels back, about this machine's path.
     said: list[IndexEvent] = [

@@ -21,8 +21,6 @@ from mediafind.errors import UsageError
 APP_NAME = "mediafind"
 
 ENV_DB = "MEDIAFIND_DB"
-ENV_AUDIO_MODEL = "MEDIAFIND_AUDIO_MODEL"
-ENV_MODEL = "MEDIAFIND_MODEL"
 ENV_DEVICE = "MEDIAFIND_DEVICE"
 ENV_SQLITE_DRIVER = "MEDIAFIND_SQLITE_DRIVER"
 ENV_CONFIG = "MEDIAFIND_CONFIG"
@@ -34,8 +32,8 @@ DEFAULT_LIMIT = 20
 # `mediafind serve` listens on the loopback address: this machine only.
 DEFAULT_SERVE_HOST = "127.0.0.1"
 OUTPUT_STYLES = ("table", "json", "jsonl", "paths")
-# The config file's keys and the type each takes; each modality adds the key
-# of its model (see `_known_keys`).
+# The config file's keys and the type each takes; the registry declares each
+# modality's model key (`declare_key`) as it registers the modality.
 CONFIG_KEYS: dict[str, type] = {
     "device": str,
     "runtime": str,
@@ -101,7 +99,7 @@ def _parse_settings(path: Path) -> dict[str, Any]:
         settings = tomllib.loads(path.read_text(encoding="utf-8-sig"))
     except (OSError, UnicodeDecodeError, tomllib.TOMLDecodeError) as error:
         raise UsageError(f"config file {path}: {error}") from error
-    keys = _known_keys()
+    keys = CONFIG_KEYS
     for key, value in settings.items():
         expected = keys.get(key)
         if expected is None:
@@ -125,12 +123,14 @@ def _parse_settings(path: Path) -> dict[str, Any]:
     return settings
 
 
-def _known_keys() -> dict[str, type]:
-    # The modalities declare their models' keys; they import this module, so
-    # they are asked here, when a file is read, not when this module loads.
-    from mediafind import modalities
-
-    return {**{m.config_key: str for m in modalities.modalities()}, **CONFIG_KEYS}
+def declare_key(key: str, kind: type) -> None:
+    """A setting the config file may hold, declared by whoever reads it (the
+    registry, for each modality's model): this module reads the file and
+    imports none of them."""
+    if CONFIG_KEYS.get(key, kind) is not kind:
+        raise ValueError(f"the config key {key!r} is declared twice, with two types")
+    CONFIG_KEYS[key] = kind
+    _read.clear()  # a file read before the key was known is checked again
 
 
 def default_db_path() -> Path:

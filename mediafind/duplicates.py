@@ -264,8 +264,9 @@ def find_duplicates(
                 f"{{argument}} {kind!r}: duplicates are found among images and videos",
                 argument="kinds",
             )
-    # The vectors of what photos look like: the first modality reading photos.
-    space = store.active_space(modalities.for_kind("image")[0].name)
+    # The vectors of what photos and frames look like.
+    pictures = modalities.offering("pictures")
+    space = store.active_space(pictures.name) if pictures is not None else None
     if space is None or not store.has_vectors(space):
         raise IndexEmptyError(f"the index {store.path} holds no photos or videos")
     want_photos = not kinds or "image" in kinds

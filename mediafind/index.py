@@ -16,20 +16,20 @@ for the CPU can take a minute.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import time
 from collections import deque
-from collections.abc import Callable, Container, Generator, Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
-from typing import Any, Protocol
+from typing import Any
 
 from mediafind import modalities
 from mediafind.config import usable_cores
 from mediafind.db import FileFacts, FileRecord, Part, Root, Space, Store, WriterLock
 from mediafind.errors import (
     IndexInterruptedError,
-    MediaError,
     MediafindError,
     ModelMismatchError,
     ModelUnavailableError,
@@ -37,15 +37,29 @@ from mediafind.errors import (
 )
 from mediafind.events import (
     FileDone,
-    FileProgress,
     IndexEvent,
     IndexSummary,
     Problem,
     ScanDone,
 )
-from mediafind.hashing import content_hash
-from mediafind.modalities import Decoded, DecodeOptions, Modality, Model
-from mediafind.scan import FoundFile, canonical_path, is_under, normalize_roots, scan
+from mediafind.filework import (
+    PassModels,
+    Prepared,
+    Results,
+    Runner,
+    Task,
+    embed_prepared,
+    prepare,
+)
+from mediafind.modalities import DecodeOptions, Modality, Model
+from mediafind.scan import (
+    FoundFile,
+    canonical_path,
+    found_file,
+    is_under,
+    normalize_roots,
+    scan,
+)
 
 # Files decoded ahead of the one being written: enough to keep every core
 # busy, few enough that a run's memory stays small.
@@ -67,51 +81,6 @@ class IndexOptions:
     # Where files are hashed, decoded and embedded; None: here, in threads
     # (`mediafind.cluster.ClusterRunner`: on a Ray cluster). Writing stays here.
     runner: Runner | None = None
-
-
-@dataclass
-class _Task:
-    found: FoundFile
-    record: FileRecord | None
-    # "new": an unknown path; "changed": its size or mtime differs;
-    # "incomplete": the same file, lacking the parts in `modalities`.
-    reason: str
-    modalities: tuple[Modality, ...]
-    # Every part the file needs is stored already (a touched file keeps them).
-    has_every_part: bool = False
-
-
-@dataclass
-class _Prepared:
-    """A task after hashing and decoding, in a worker thread."""
-
-    task: _Task
-    # failed | touched (same content) | reuse (identical content indexed) | decoded
-    # | unread (could not be read where it was to be decoded, a cluster's
-    # worker: said, not recorded, so that the next run tries it again)
-    outcome: str
-    content_hash: str | None = None
-    error: str | None = None
-    parts: dict[str, Decoded] = field(default_factory=dict)
-    facts: Decoded = field(default_factory=Decoded)
-
-
-# A pass's files as they are ready to write, in any order: each prepared, with
-# its vectors by modality (None: nothing to embed, as for a failure or a copy).
-Results = Generator[tuple[_Prepared, dict[str, list[Any]] | None], None, None]
-
-
-class Runner(Protocol):
-    """Where a pass's files are hashed, decoded and embedded: `_Run.local`, or
-    a cluster. Whatever runs them, this process writes them, file by file."""
-
-    def __call__(
-        self,
-        tasks: list[_Task],
-        models: _Models,
-        reusable: Mapping[str, int],
-        emit: Callable[[IndexEvent], None],
-    ) -> Results: ...
 
 
 def existing_space(
@@ -200,109 +169,13 @@ def check_models(models: Mapping[str, Model]) -> None:
     )
 
 
-@dataclass
-class _Models:
-    """A pass's modalities, their models and the spaces they write."""
-
-    used: list[Modality]
-    embedders: dict[str, Model]
-    spaces: dict[str, Space]
-    decode: DecodeOptions
-
-    def embedding(self) -> dict[str, Any]:
-        """The models that embed inputs in batches (words are read file by file)."""
-        return {m.name: self.embedders[m.name] for m in self.used if m.family == "vectors"}
-
-
-def _decode(prepared: _Prepared, models: _Models, emit: Callable[[IndexEvent], None]) -> None:
-    """Model inputs and segments for each modality the task asks for."""
-    found = prepared.task.found
-
-    def progress(position: float, duration: float) -> None:
-        emit(FileProgress(found.path, found.size, position, duration))
-
-    for modality in prepared.task.modalities:
-        embedder = models.embedders[modality.name]
-        try:
-            decoded = modality.decode(found.path, found.kind, embedder, models.decode, progress)
-        except Exception as error:
-            if modality.essential(found.kind):
-                raise
-            # A video whose sound cannot be read is still a video, and a
-            # failure reading words never costs a file the vectors it has.
-            reason = (
-                str(error)
-                if isinstance(error, MediaError)
-                else (f"unexpected error ({error.__class__.__name__}: {error})")
-            )
-            decoded = Decoded(partial=f"{modality.noun}: {reason}")
-        prepared.parts[modality.name] = decoded
-        facts = prepared.facts
-        for name in ("width", "height", "duration", "captured_at"):
-            if getattr(facts, name) is None:
-                setattr(facts, name, getattr(decoded, name))
-        if decoded.partial:
-            facts.partial = (
-                f"{facts.partial}; {decoded.partial}" if facts.partial else decoded.partial
-            )
-
-
-def _prepare(
-    task: _Task, reusable: Container[str], models: _Models, emit: Callable[[IndexEvent], None]
-) -> _Prepared:
-    """Hash and decode one file (runs in a worker thread: both release the GIL).
-
-    Whatever goes wrong with one file, expected or not, becomes that file's
-    failure, said at once: a bad file never ends the run.
-    """
-    try:
-        prepared = _prepare_file(task, reusable, models, emit)
-    except Exception as error:
-        prepared = _Prepared(task, "failed")
-        prepared.error = f"unexpected error ({error.__class__.__name__}: {error})"
-    if prepared.outcome == "failed":
-        emit(Problem(task.found.path, prepared.error or "", "failed"))
-    elif prepared.facts.partial:
-        emit(Problem(task.found.path, prepared.facts.partial, "partial"))
-    return prepared
-
-
-def _prepare_file(
-    task: _Task, reusable: Container[str], models: _Models, emit: Callable[[IndexEvent], None]
-) -> _Prepared:
-    record = task.record
-    if task.reason == "incomplete" and record is not None and record.content_hash:
-        digest = record.content_hash  # size and mtime unchanged: so is the content
-    else:
-        try:
-            digest = content_hash(task.found.path)
-        except MediaError as error:
-            return _Prepared(task, "failed", error=str(error))
-    if task.reason != "incomplete":
-        if (
-            record is not None
-            and record.status == "ok"
-            and record.content_hash == digest
-            and task.has_every_part
-        ):
-            return _Prepared(task, "touched", digest)
-        if digest in reusable:
-            return _Prepared(task, "reuse", digest)
-    prepared = _Prepared(task, "decoded", digest)
-    try:
-        _decode(prepared, models, emit)
-    except MediaError as error:
-        return _Prepared(task, "failed", digest, error=str(error))
-    return prepared
-
-
 class _Run:
     """One indexing run's state; `index_paths` is the public entry point."""
 
     def __init__(
         self,
         store: Store,
-        models: _Models,
+        models: PassModels,
         emit: Callable[[IndexEvent], None],
         summary: IndexSummary,
         runner: Runner | None = None,
@@ -318,7 +191,7 @@ class _Run:
         # them again; this run's later passes leave them alone.
         self.unread: set[str] = set()
 
-    def facts(self, prepared: _Prepared) -> FileFacts:
+    def facts(self, prepared: Prepared) -> FileFacts:
         found, decoded = prepared.task.found, prepared.facts
         if prepared.outcome == "failed":
             status, error = "failed", prepared.error
@@ -340,7 +213,7 @@ class _Run:
             captured_at=decoded.captured_at,
         )
 
-    def finish(self, prepared: _Prepared, outcome: str) -> None:
+    def finish(self, prepared: Prepared, outcome: str) -> None:
         summary, task = self.summary, prepared.task
         if outcome == "failed":
             summary.failed += 1
@@ -362,7 +235,7 @@ class _Run:
             summary.reused += 1
         self.emit(FileDone(task.found.path, outcome, task.found.size))
 
-    def write_without_model(self, prepared: _Prepared) -> bool:
+    def write_without_model(self, prepared: Prepared) -> bool:
         """Write what needs no embedding; False when the file must be embedded."""
         task = prepared.task
         if prepared.outcome == "failed":
@@ -380,7 +253,7 @@ class _Run:
             return False
         return True
 
-    def reuse(self, prepared: _Prepared, source_id: int, content_hash: str) -> None:
+    def reuse(self, prepared: Prepared, source_id: int, content_hash: str) -> None:
         """Store a file whose content is indexed already: moved, when one of the
         files with that content is gone from its path (any of them: a renamed
         folder holding two identical files moves both), else copied."""
@@ -400,7 +273,7 @@ class _Run:
             self.store.copy_file(source_id, facts)
             self.finish(prepared, "copied")
 
-    def write(self, prepared: _Prepared, vectors: dict[str, list[Any]]) -> None:
+    def write(self, prepared: Prepared, vectors: dict[str, list[Any]]) -> None:
         task, spaces = prepared.task, self.models.spaces
         facts = self.facts(prepared)
         parts = [
@@ -435,14 +308,14 @@ class _Run:
             self.summary.partial += 1
         self.finish(prepared, "embedded")
 
-    def embedded(self, batch: list[_Prepared]) -> Results:
+    def embedded(self, batch: list[Prepared]) -> Results:
         if not batch:
             return
         vectors = embed_prepared(batch, self.models.embedding())
         for prepared in batch:
             yield prepared, vectors[id(prepared)]
 
-    def batch_full(self, batch: list[_Prepared]) -> bool:
+    def batch_full(self, batch: list[Prepared]) -> bool:
         """Whether the batch should be written now: some model has a full batch
         of inputs waiting, or none waits for anything (words are written file
         by file, as they are read)."""
@@ -454,7 +327,7 @@ class _Run:
             waiting_any = waiting_any or waiting > 0
         return not waiting_any
 
-    def process(self, tasks: list[_Task]) -> None:
+    def process(self, tasks: list[Task]) -> None:
         """Write each file as its results come, from this machine or a cluster."""
         if not tasks:
             return  # nothing is started, nor sent anywhere
@@ -471,8 +344,8 @@ class _Run:
 
     def local(
         self,
-        tasks: list[_Task],
-        models: _Models,
+        tasks: list[Task],
+        models: PassModels,
         reusable: Mapping[str, int],
         emit: Callable[[IndexEvent], None],
     ) -> Results:
@@ -480,12 +353,12 @@ class _Run:
         # Decoding releases the GIL; on a GPU it is the bottleneck, so use the
         # cores there are (measured in bench/README.md), up to 8.
         pool = ThreadPoolExecutor(max_workers=max(2, min(8, usable_cores())))
-        pending: deque[Future[_Prepared]] = deque()
+        pending: deque[Future[Prepared]] = deque()
         queue = iter(tasks)
-        batch: list[_Prepared] = []
+        batch: list[Prepared] = []
 
-        def submit(task: _Task) -> None:
-            pending.append(pool.submit(_prepare, task, reusable, models, emit))
+        def submit(task: Task) -> None:
+            pending.append(pool.submit(prepare, task, reusable, models, emit))
 
         try:
             for task in queue:
@@ -513,52 +386,30 @@ class _Run:
         pool.shutdown(wait=True)
 
 
-def embed_prepared(
-    batch: Sequence[_Prepared], embedders: Mapping[str, Any]
-) -> dict[int, dict[str, list[Any]]]:
-    """Vectors per item (by `id`) and modality, each modality embedded in
-    model-sized chunks."""
-    vectors: dict[int, dict[str, list[Any]]] = {id(item): {} for item in batch}
-    for name, embedder in embedders.items():
-        owners = [(item, item.parts[name]) for item in batch if name in item.parts]
-        inputs = [value for _, part in owners for value in part.inputs]
-        size = embedder.batch_size
-        rows = [
-            row
-            for at in range(0, len(inputs), size)
-            for row in embedder.embed_batch(inputs[at : at + size])
-        ]
-        at = 0
-        for item, part in owners:
-            vectors[id(item)][name] = rows[at : at + len(part.inputs)]
-            at += len(part.inputs)
-    return vectors
-
-
 def _plan(
     found: list[FoundFile],
     known: dict[str, FileRecord],
     present: dict[int, set[int]],
     used: list[Modality],
     space_ids: dict[str, int | None],
-) -> tuple[list[_Task], int, int]:
+) -> tuple[list[Task], int, int]:
     """What each found file needs, how many are unchanged, and how many failed
     before and are unchanged since (not retried): `space_ids` are the ids of
     the spaces the run writes (None: not created yet, so no file has it)."""
-    tasks: list[_Task] = []
+    tasks: list[Task] = []
     unchanged = still_failed = 0
     for item in found:
         needed = tuple(m for m in used if item.kind in m.kinds)
         record = known.get(item.path)
         if record is None:
             if needed:
-                tasks.append(_Task(item, None, "new", needed))
+                tasks.append(Task(item, None, "new", needed))
             continue
         stored = present.get(record.id, set())
         missing = tuple(m for m in needed if space_ids[m.name] not in stored)
         if record.size != item.size or record.mtime_ns != item.mtime_ns:
             if needed:
-                tasks.append(_Task(item, record, "changed", needed, has_every_part=not missing))
+                tasks.append(Task(item, record, "changed", needed, has_every_part=not missing))
             else:
                 unchanged += 1
         elif record.status == "failed":
@@ -566,7 +417,7 @@ def _plan(
         elif not missing:
             unchanged += 1
         else:
-            tasks.append(_Task(item, record, "incomplete", missing))
+            tasks.append(Task(item, record, "incomplete", missing))
     return tasks, unchanged, still_failed
 
 
@@ -697,8 +548,8 @@ def _ready(
 def _pass(
     store: Store,
     label: str,
-    tasks: list[_Task],
-    models: _Models,
+    tasks: list[Task],
+    models: PassModels,
     emit: Callable[[IndexEvent], None],
     summary: IndexSummary,
     found: int,
@@ -730,7 +581,127 @@ def _settle(store: Store, used: list[Modality], spaces: dict[str, Space], change
                 store.activate_space(space)
         if changed and not space.words:
             store.update_stats(space)
+        if changed:
+            modality.settle(store, space)
     return pending_total
+
+
+def _spaces(
+    store: Store, chosen: list[Modality], models: Mapping[str, Model], reembed: bool
+) -> dict[str, Space]:
+    """The spaces the run's models already have in the index."""
+    spaces: dict[str, Space] = {}
+    for modality in chosen:
+        try:
+            space = existing_space(store, modality, models[modality.name], reembed=reembed)
+        except ModelUnavailableError:
+            # Its folder is gone, so its vectors cannot be told apart from the
+            # index's: `check_models` names it, with every other model the run
+            # cannot have, once it is known that the run needs it.
+            continue
+        if space is not None:
+            spaces[modality.name] = space
+    return spaces
+
+
+def passes(used: Sequence[Modality]) -> list[list[Modality]]:
+    """The run's passes, in order: each modality comes in the pass after the
+    last of those it declares `after` (among those used), so the first pass
+    gives every file its pictures and sounds, the next reads its words, and
+    a modality that reads words comes after that."""
+    by_name = {m.name: m for m in used}
+    depth: dict[str, int] = {}
+
+    def level(modality: Modality, seen: tuple[str, ...] = ()) -> int:
+        if modality.name in seen:
+            raise ValueError(f"modalities come after each other in a circle: {seen}")
+        if modality.name not in depth:
+            earlier = [
+                by_name[name] for name in (*modality.after, *modality.reads) if name in by_name
+            ]
+            depth[modality.name] = 1 + max(
+                (level(m, (*seen, modality.name)) for m in earlier), default=-1
+            )
+        return depth[modality.name]
+
+    layers: list[list[Modality]] = []
+    for modality in used:
+        at = level(modality)
+        layers.extend([] for _ in range(at + 1 - len(layers)))
+        layers[at].append(modality)
+    return [layer for layer in layers if layer]
+
+
+def _index_found(
+    store: Store,
+    found: list[FoundFile],
+    known: Callable[[], dict[str, FileRecord]],
+    models: Mapping[str, Model],
+    options: IndexOptions,
+    emit: Callable[[IndexEvent], None],
+    started: float,
+    after_first_pass: Callable[[IndexSummary, bool], bool] = lambda summary, changed: changed,
+) -> IndexSummary:
+    """Index `found` (files as a walk found them, and `known` their rows), pass
+    by pass. `after_first_pass` runs once the first pass is written (the
+    files are searchable by sight and sound from there): a walk sweeps what
+    is gone and remembers its roots; it returns whether the index changed."""
+    chosen = [modality for modality in modalities.modalities() if modality.name in models]
+    spaces = _spaces(store, chosen, models, options.reembed)
+    # A model is needed only when there is something for it: a photo folder
+    # never loads the sound model.
+    kinds = {item.kind for item in found}
+    layers = passes([modality for modality in chosen if kinds & set(modality.kinds)]) or [[]]
+
+    def plan(passing: list[Modality]) -> tuple[list[Task], int, int]:
+        ids = {m.name: spaces[m.name].id if m.name in spaces else None for m in passing}
+        return _plan(found, known(), store.spaces_by_file(), passing, ids)
+
+    tasks, unchanged, still_failed = plan(layers[0])
+    # Every model any pass needs is checked now, before any work: one
+    # message names all that are missing.
+    needed = {m.name: models[m.name] for m in layers[0]} if tasks else {}
+    for later in layers[1:]:
+        if plan(later)[0]:
+            needed.update({m.name: models[m.name] for m in later})
+    check_models(needed)
+
+    summary = IndexSummary(unchanged=unchanged, still_failed=still_failed)
+    embedders = {m.name: models[m.name] for layer in layers for m in layer}
+    unread: set[str] = set()
+    try:
+        for number, passing in enumerate(layers):
+            if number:
+                # A file not read in one pass is not sent again in the next.
+                tasks = [task for task in plan(passing)[0] if task.found.path not in unread]
+                _read_earlier(store, tasks)
+            label = passing[0].pass_label if passing else "indexing"
+            unread |= _pass(
+                store,
+                label,
+                tasks,
+                PassModels(passing, embedders, spaces, options.decode),
+                emit,
+                summary,
+                len(found),
+                options.runner,
+            )
+            changed = bool(tasks)
+            if number == 0:
+                changed = after_first_pass(summary, changed)
+            summary.reembed_pending += _settle(store, passing, spaces, changed)
+    except KeyboardInterrupt:
+        summary.elapsed = time.monotonic() - started
+        raise IndexInterruptedError(summary) from None
+    summary.elapsed = time.monotonic() - started
+    return summary
+
+
+def _read_earlier(store: Store, tasks: list[Task]) -> None:
+    """Give each task the words its modalities read, as the index holds them."""
+    for task in tasks:
+        for name in {name for modality in task.modalities for name in modality.reads}:
+            task.earlier[name] = store.words_of(task.found.path, name)
 
 
 def _index_roots(
@@ -741,18 +712,6 @@ def _index_roots(
     emit: Callable[[IndexEvent], None],
     started: float,
 ) -> IndexSummary:
-    chosen = [modality for modality in modalities.modalities() if modality.name in models]
-    spaces: dict[str, Space] = {}
-    for modality in chosen:
-        try:
-            space = existing_space(store, modality, models[modality.name], reembed=options.reembed)
-        except ModelUnavailableError:
-            # Its folder is gone, so its vectors cannot be told apart from the
-            # index's: `check_models` names it below, with every other model
-            # this run cannot have, once it is known that the run needs it.
-            continue
-        if space is not None:
-            spaces[modality.name] = space
     paths = [root.path for root in roots]
     found = scan(
         paths,
@@ -763,39 +722,9 @@ def _index_roots(
     )
     for folder, reason in found.unreadable:
         emit(Problem(folder, f"cannot list folder ({reason}); kept what was indexed", "folder"))
-    # A model is needed only when there is something for it: a photo folder
-    # never loads the sound model.
-    kinds = {item.kind for item in found.files}
-    used = [modality for modality in chosen if kinds & set(modality.kinds)]
-    sight_and_sound = [m for m in used if m.family == "vectors"]
-    words = [m for m in used if m.family == "words"]
-
-    def plan(passing: list[Modality]) -> tuple[list[_Task], int, int]:
-        ids = {m.name: spaces[m.name].id if m.name in spaces else None for m in passing}
-        return _plan(found.files, store.files_under(paths), store.spaces_by_file(), passing, ids)
-
     known = store.files_under(paths)
-    tasks, unchanged, still_failed = plan(sight_and_sound)
-    # Every model either pass needs is checked now, before any work: one
-    # message names all that are missing.
-    needed = {m.name: models[m.name] for m in sight_and_sound} if tasks else {}
-    if words and plan(words)[0]:
-        needed.update({m.name: models[m.name] for m in words})
-    check_models(needed)
 
-    summary = IndexSummary(unchanged=unchanged, still_failed=still_failed)
-    embedders = {m.name: models[m.name] for m in used}
-    try:
-        unread = _pass(
-            store,
-            "indexing",
-            tasks,
-            _Models(sight_and_sound, embedders, spaces, options.decode),
-            emit,
-            summary,
-            len(found.files),
-            options.runner,
-        )
+    def sweep(summary: IndexSummary, changed: bool) -> bool:
         # Only a finished walk may conclude that a file is gone, and a folder
         # that could not be listed is not evidence that its files were deleted.
         present = {item.path for item in found.files}
@@ -805,26 +734,56 @@ def _index_roots(
             if path not in present and not any(is_under(path, f) for f, _ in found.unreadable)
         ]
         summary.removed = store.delete_files(missing)
-        changed = bool(tasks or summary.removed)
-        summary.reembed_pending = _settle(store, sight_and_sound, spaces, changed)
-        # Searchable by sight and sound from here; the words come next.
-        now = time.time()
-        store.record_roots(Root(root.path, now, root.excludes) for root in roots)
-        # A file not read for its pictures is not sent again for its words.
-        word_tasks = [task for task in plan(words)[0] if task.found.path not in unread]
-        _pass(
-            store,
-            "reading words",
-            word_tasks,
-            _Models(words, embedders, spaces, options.decode),
-            emit,
-            summary,
-            len(found.files),
-            options.runner,
+        store.record_roots(Root(root.path, time.time(), root.excludes) for root in roots)
+        return changed or bool(summary.removed)
+
+    return _index_found(
+        store,
+        found.files,
+        lambda: store.files_under(paths),
+        models,
+        options,
+        emit,
+        started,
+        sweep,
+    )
+
+
+def index_files(
+    store: Store,
+    paths: Sequence[str | os.PathLike[str]],
+    models: Mapping[str, Model],
+    options: IndexOptions | None = None,
+    on_event: Callable[[IndexEvent], None] | None = None,
+    *,
+    lock: WriterLock | None = None,
+) -> IndexSummary:
+    """Index these files as they are now (new, changed, or lacking a part),
+    and nothing else: no folder is walked or remembered, nothing is swept.
+    For a watcher, or any caller that knows what changed: `models` are
+    loaded once, however many calls use them. A path that is not a media
+    file, or is gone, is passed over (`forget_files` drops what is gone).
+    Takes the index's writer lock for the call, unless the caller holds it
+    (`lock`, as a watcher does while it runs)."""
+    options = options or IndexOptions()
+    emit = on_event or (lambda event: None)
+    started = time.monotonic()
+    with contextlib.nullcontext() if lock is not None else WriterLock(store.path):
+        store.check_writable()
+        found = [item for item in map(found_file, paths) if item is not None]
+        found = list({item.path: item for item in found}.values())
+        canonical = [item.path for item in found]
+        return _index_found(
+            store, found, lambda: store.files_at(canonical), models, options, emit, started
         )
-        summary.reembed_pending += _settle(store, words, spaces, bool(word_tasks))
-    except KeyboardInterrupt:
-        summary.elapsed = time.monotonic() - started
-        raise IndexInterruptedError(summary) from None
-    summary.elapsed = time.monotonic() - started
-    return summary
+
+
+def forget_files(
+    store: Store, paths: Sequence[str | os.PathLike[str]], *, lock: WriterLock | None = None
+) -> int:
+    """Drop these files from the index (they were deleted, or moved away), and
+    nothing else: unlike `upkeep.forget`, later runs index them again if they
+    come back. Returns how many were indexed."""
+    with contextlib.nullcontext() if lock is not None else WriterLock(store.path):
+        store.check_writable()
+        return store.delete_files([canonical_path(path) for path in paths])

@@ -213,5 +213,21 @@ def scan(
     return result
 
 
+def found_file(raw: str | os.PathLike[str]) -> FoundFile | None:
+    """One file as a walk would find it, or None when it is not a media file
+    (by its name) or not a regular file now (gone, a folder, a FIFO)."""
+    path = canonical_path(raw)
+    kind = kind_by_extension().get(os.path.splitext(path)[1].lower())
+    if kind is None:
+        return None
+    try:
+        info = os.stat(path)
+    except OSError:
+        return None
+    if not stat.S_ISREG(info.st_mode):
+        return None
+    return FoundFile(path, kind, info.st_size, info.st_mtime_ns)
+
+
 def is_under(path: str, folder: str) -> bool:
     return path == folder or path.startswith(folder.rstrip(os.sep) + os.sep)

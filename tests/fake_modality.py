@@ -13,13 +13,22 @@ from __future__ import annotations
 
 import hashlib
 from collections.abc import Callable, Sequence
+from pathlib import Path
 from typing import Any
 
 import numpy as np
 
 from mediafind import config
+from mediafind.db import NewSegment
 from mediafind.modalities.audio import Audio
-from mediafind.modalities.base import Modality
+from mediafind.modalities.base import (
+    Decoded,
+    DecodeOptions,
+    Example,
+    Modality,
+    Progress,
+    WordsModality,
+)
 from mediafind.modalities.visual import Visual
 
 PICTURE_SIDE = 4
@@ -141,3 +150,47 @@ class FakeAudio(Audio):
 
 def fake_modalities() -> list[Modality]:
     return [FakeVisual(), FakeAudio()]
+
+
+class SidecarWords(WordsModality):
+    """A words modality without Whisper or OCR, for tests of the words pass:
+    a recording's or video's words are read from a file beside it,
+    `NAME.words`, one `START END TEXT` line per phrase (no file: nothing
+    said). Registered under its own name, beside the real ones."""
+
+    name = "sidecar"
+    noun = "sidecar words"
+    kinds = ("audio", "video")
+    option = "--sidecar-model"
+    argument = "sidecar_model"
+    env = "MEDIAFIND_SIDECAR_MODEL"
+    config_key = "sidecar_model"
+    default_model = "words-file"
+    model_help = "Reads NAME.words beside each file (tests only)."
+    skip_option = "--no-sidecar"
+    skip_help = "Leave out the sidecar words."
+    example_kinds = ("audio", "video")
+    after = ("visual", "audio")
+    pass_label = "reading words"
+    unit = "phrase"
+
+    def embedder(self, choice: config.Choice, device: str, precision: str) -> Any:
+        return FakeEmbedder(self.name, choice, 0, precision)
+
+    def decode(
+        self, path: str, kind: str, embedder: Any, options: DecodeOptions, progress: Progress
+    ) -> Decoded:
+        decoded = Decoded(language="en")
+        try:
+            lines = Path(path + ".words").read_text().splitlines()
+        except FileNotFoundError:
+            return decoded
+        for line in lines:
+            start, end, text = line.split(maxsplit=2)
+            decoded.segments.append(NewSegment(self.name, float(start), float(end)))
+            decoded.texts.append(text)
+        return decoded
+
+    def example_words(self, example: Example, embedder: Any) -> str:
+        decoded = self.decode(example.path, "audio", embedder, DecodeOptions(), lambda *a: None)
+        return " ".join(decoded.texts)

@@ -2,8 +2,9 @@
 
 Pipeline, search, status, output and the command line iterate over
 `modalities()`; adding a modality is adding its module and one line below.
-Registration order is the order of the indexing passes, and for each kind of
-file the first modality that reads it is the one it cannot do without.
+What a modality is (which files fail without it, what it offers other
+commands) it declares itself: nothing is inferred from the order in which
+modalities register.
 """
 
 from __future__ import annotations
@@ -54,6 +55,7 @@ _REGISTRY: dict[str, Modality] = {}
 def register(modality: Modality) -> None:
     if modality.name in _REGISTRY:
         raise ValueError(f"a modality named {modality.name!r} is already registered")
+    config.declare_key(modality.config_key, str)
     _REGISTRY[modality.name] = modality
 
 
@@ -90,8 +92,13 @@ def get(name: str) -> Modality:
 
 
 def for_kind(kind: str) -> list[Modality]:
-    """The modalities that read files of `kind`, essential one first."""
+    """The modalities that read files of `kind`."""
     return [modality for modality in _REGISTRY.values() if kind in modality.kinds]
+
+
+def offering(what: str) -> Modality | None:
+    """The modality that offers `what` to other commands ("pictures"), if any."""
+    return next((m for m in _REGISTRY.values() if what in m.offers), None)
 
 
 def kinds() -> list[str]:

@@ -26,15 +26,18 @@ class Audio(VectorModality):
     name = "audio"
     noun = "sound"
     kinds = ("audio", "video")
+    essential_for = ("audio",)
     option = "--audio-model"
     argument = "audio_model"
-    env = config.ENV_AUDIO_MODEL
+    env = "MEDIAFIND_AUDIO_MODEL"
+    model_help = "CLAP: a Hugging Face repo id or a local folder."
     config_key = "audio_model"
     # LAION's CLAP trained on general sounds, music and speech together (its
     # checkpoint reports 89.98% zero-shot accuracy on ESC-50); the README
     # explains the choice.
     default_model = "laion/larger_clap_general"
     skip_option = "--no-audio"
+    skip_help = "Leave out how things sound (what is said has --no-speech)."
     example_kinds = ("audio",)
 
     def embedder(self, choice: config.Choice, device: str, precision: str) -> ClapEmbedder:

@@ -11,7 +11,7 @@ modality's name.
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, ClassVar, Protocol
 
@@ -103,6 +103,9 @@ class Decoded:
     language: str | None = None
 
 
+# A segment of a words modality as the index holds it: (start, end, text).
+StoredWords = tuple[float | None, float | None, str]
+
 # How decoding reports how far into a long file it is: (seconds, duration).
 Progress = Callable[[float, float], None]
 
@@ -130,9 +133,14 @@ class Modality(ABC):
     name: ClassVar[str]  # as stored in the index and given to --modality
     # What it reads, in a person's words: "picture", "sound" (in messages).
     noun: ClassVar[str]
-    # The kinds of file it reads; the first modality listed for a kind is the
-    # one a file of that kind cannot do without (see `essential`).
+    # The kinds of file it reads, and those of them that fail without it (a
+    # photo is nothing without its picture; a video whose sound is damaged is
+    # still a video): declared, never inferred from the order of registration.
     kinds: ClassVar[tuple[str, ...]]
+    essential_for: ClassVar[tuple[str, ...]] = ()
+    # What it offers other commands: "pictures" (the space `duplicates`
+    # compares photos and frames in).
+    offers: ClassVar[tuple[str, ...]] = ()
     # Its model: the command-line option and the library's argument that
     # choose it, the environment variable and config key, and the default.
     option: ClassVar[str]
@@ -140,14 +148,28 @@ class Modality(ABC):
     env: ClassVar[str]
     config_key: ClassVar[str]
     default_model: ClassVar[str]
-    # The option that leaves it out of a run (None: it is always indexed).
+    # What its model option takes, for the help ("a Hugging Face repo id or
+    # a local folder").
+    model_help: ClassVar[str] = ""
+    # The option that leaves it out of a run (None: it is always indexed),
+    # and its help.
     skip_option: ClassVar[str | None] = None
+    skip_help: ClassVar[str] = ""
     # The kinds of file it takes as examples (--like, similar).
     example_kinds: ClassVar[tuple[str, ...]]
     # Whether it hears the language of a file (speech): stored on the file.
     detects_language: ClassVar[bool] = False
     # What one of its segments is called (status: "12 phrases").
     unit: ClassVar[str] = "segment"
+    # The modalities whose output it reads, or that must be done before it:
+    # its pass comes after theirs (those left out of a run are ignored).
+    after: ClassVar[tuple[str, ...]] = ()
+    # The modalities whose stored words it reads (the meaning of what was
+    # said, say): `derive` makes its segments from them, not from the file,
+    # and its pass comes after theirs.
+    reads: ClassVar[tuple[str, ...]] = ()
+    # What the progress line says while its pass runs.
+    pass_label: ClassVar[str] = "indexing"
 
     @abstractmethod
     def embedder(self, choice: Choice, device: str, precision: str) -> Model:
@@ -160,13 +182,20 @@ class Modality(ABC):
         """Read one file into model inputs and segments (in a worker thread).
         Raises MediaError when the file cannot be read for this modality."""
 
+    def derive(self, words: Mapping[str, Sequence[StoredWords]], embedder: Any) -> Decoded:
+        """For a modality that `reads`: one file's inputs and segments, made from
+        what the modalities it reads stored for it (by modality name)."""
+        raise NotImplementedError(f"{self.name} reads no other modality's words")
+
+    def settle(self, store: Any, space: Any) -> None:
+        """After its pass wrote something: work on the whole space (grouping
+        faces into people, say). Nothing, unless a modality needs it."""
+        return None
+
     def essential(self, kind: str) -> bool:
         """Whether a file of `kind` fails when this modality cannot read it (else
-        it is indexed in part: a video whose sound is damaged is still a video)."""
-        from mediafind.modalities import for_kind
-
-        readers = for_kind(kind)
-        return bool(readers) and readers[0] is self
+        it is indexed in part)."""
+        return kind in self.essential_for
 
 
 def mean_direction(vectors: Any) -> np.ndarray:

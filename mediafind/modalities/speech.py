@@ -36,6 +36,7 @@ class Speech(WordsModality):
     option = "--speech-model"
     argument = "speech_model"
     env = ENV_SPEECH_MODEL
+    model_help = "faster-whisper: a model name (base, small, ...), a repo id or a local folder."
     config_key = "speech_model"
     # Whisper base, multilingual: 5.0% / 12.4% word error on LibriSpeech
     # clean/other, about 20 times faster than real time on two cores here
@@ -43,9 +44,14 @@ class Speech(WordsModality):
     # README's Speech section gives the reasoning and figures.
     default_model = "base"
     skip_option = "--no-speech"
+    skip_help = "Do not transcribe what is said, nor read subtitles."
     example_kinds = ("audio", "video")
     detects_language = True
     unit = "phrase"
+    # Reading words is slow: after pictures and sound, so that the library
+    # can be searched meanwhile.
+    after = ("visual", "audio")
+    pass_label = "reading words"
 
     def embedder(self, choice: config.Choice, device: str, precision: str) -> WhisperTranscriber:
         from mediafind.models.whisper import WhisperTranscriber

@@ -41,12 +41,18 @@ class Text(WordsModality):
     option = "--text-model"
     argument = "text_model"
     env = ENV_TEXT_MODEL
+    model_help = "RapidOCR: PP-OCRv4 (the models it ships) or a local model folder."
     config_key = "text_model"
     # PP-OCRv4 as RapidOCR ships it: Latin script and Chinese, no download.
     default_model = "PP-OCRv4"
     skip_option = "--no-text"
+    skip_help = "Do not read the text in photos and video frames."
     example_kinds = ("image", "video")
     unit = "text block"
+    # Reading words is slow: after pictures and sound, so that the library
+    # can be searched meanwhile.
+    after = ("visual", "audio")
+    pass_label = "reading words"
 
     def embedder(self, choice: config.Choice, device: str, precision: str) -> OcrReader:
         from mediafind.models.ocr import OcrReader

@@ -27,9 +27,12 @@ class Visual(VectorModality):
     name = "visual"
     noun = "picture"
     kinds = ("image", "video")
+    essential_for = ("image", "video")
+    offers = ("pictures",)
     option = "--model"
     argument = "model"
-    env = config.ENV_MODEL
+    env = "MEDIAFIND_MODEL"
+    model_help = "open_clip NAME:PRETRAINED, hf-hub:ORG/REPO or a model folder (local-dir:PATH)."
     config_key = "model"
     # ViT-B-32-256 trained on DataComp-1B: as good as the best ViT-B/32 weights
     # on open_clip's text-to-image retrieval benchmarks (MSCOCO R@1 0.399,
