@@ -349,16 +349,44 @@ def print_results_table(
             path.append_text(_words(result.text, query))
         table.add_row(*cells, path)
     console.print(table)
-    video = next((r for r in results if r.kind == "video" and r.start is not None), None)
-    if video is not None:
-        console.print(
-            escape(
-                printable(
-                    f"play the top moment: mpv --start={video.start:.1f} {shlex.quote(video.path)}"
-                )
-            ),
-            soft_wrap=True,
-        )
+    line = play_line(results[0]) if results else None
+    if line is not None:
+        console.print(escape(line), soft_wrap=True)
+
+
+def play_line(top: SearchResult) -> str | None:
+    """The command that plays the top result from its moment, for a video or a
+    recording. None for a photo: it has no moment to play, its path is
+    already a link on a terminal, and naming an image viewer would be a guess
+    at what the user has. Never another result's: a line under the table
+    speaks of the first row."""
+    if top.kind not in ("video", "audio") or top.start is None:
+        return None
+    return f"play the top moment: mpv --start={top.start:.1f} {shell_word(top.path)}"
+
+
+def shell_word(text: str) -> str:
+    """`text` as one word for bash or zsh, safe to show: quoted as shlex does,
+    or, when it holds characters a terminal would act on, in `$'...'` with
+    those written as escapes, so that pasting the line gives back the exact
+    name (a newline, an escape, a byte that is not UTF-8)."""
+    if printable(text) == text:
+        return shlex.quote(text)
+    return "$'" + "".join(_ansi_c(char) for char in text) + "'"
+
+
+def _ansi_c(char: str) -> str:
+    if char in "\\'":
+        return "\\" + char
+    if not _UNPRINTABLE.match(char):
+        return char
+    code = ord(char)
+    if char in _NAMED:
+        return _NAMED[char]
+    if 0xDC80 <= code <= 0xDCFF:
+        return f"\\x{code - 0xDC00:02x}"  # the raw byte of a non-UTF-8 name
+    # A code point, not a byte: $'\x85' would be the byte 0x85, not U+0085.
+    return f"\\x{code:02x}" if code < 0x80 else f"\\u{code:04x}"
 
 
 def print_results_json(results: Sequence[SearchResult], stream: IO[str] | None = None) -> None:
