@@ -403,9 +403,16 @@ def print_results_paths(
 
 
 FORMAT_FIELDS = ("path", "name", "kind", "score", "start", "end", "modality", "rank", "text")
-# A --format field's spec: fill, alignment, width and precision, nothing else,
-# and widths a terminal could show (a width of 200,000,000 would allocate it).
-_FORMAT_SPEC = re.compile(r"(?:.?[<>^])?(\d{0,4})(?:\.(\d{1,4}))?")
+# The number fields and the type letters each takes to be formatted as a
+# number (`{score:.2f}`); without one, or with `s`, a field is its text.
+_NUMBER_TYPES = {"score": "fFeEgG%", "start": "fFeEgG%", "end": "fFeEgG%", "rank": "d"}
+# A --format field's spec: Python's, less what reaches beyond the field
+# (nested fields) or is of no use here (`#`, grouping), and with widths a
+# terminal could show (a width of 200,000,000 would allocate it).
+_FORMAT_SPEC = re.compile(
+    r"(?:(?P<fill>.)?(?P<align>[<>^=]))?(?P<sign>[-+ ])?(?P<zero>0)?"
+    r"(?P<width>\d{0,4})(?:\.(?P<precision>\d{1,4}))?(?P<type>[A-Za-z%])?"
+)
 MAX_FORMAT_WIDTH = 1000
 
 
@@ -427,9 +434,10 @@ def _unescape(template: str) -> str:
 def parse_template(template: str) -> list[tuple[str, str | None, str]]:
     """A --format template as (literal text, field or None, spec) pieces.
 
-    Only the named fields, each with at most a simple spec: no attributes or
-    indexes (`{path.__class__}`), no conversions, no nested fields. Raises
-    UsageError naming what is wrong.
+    Only the named fields, each with a spec of its own: no attributes or
+    indexes (`{path.__class__}`), no conversions, no nested fields, and a type
+    only where it fits the field (`{score:.2f}`, `{rank:03d}`, `{path:s}`).
+    Raises UsageError naming what is wrong.
     """
     import string
 
@@ -457,26 +465,65 @@ def parse_template(template: str) -> list[tuple[str, str | None, str]]:
                 f"{{argument}}: {{{field}!{conversion}}}: conversions are not supported",
                 argument="template",
             )
-        match = _FORMAT_SPEC.fullmatch(spec or "")
-        if match is None or any(
-            int(number) > MAX_FORMAT_WIDTH for number in match.groups() if number
-        ):
-            raise UsageError(
-                f"{{argument}}: {{{field}:{spec}}}: a field takes only an alignment, a width "
-                f"and a precision (each at most {MAX_FORMAT_WIDTH}), e.g. {{{field}:<20}}",
-                argument="template",
-            )
+        _check_spec(field, spec or "")
         pieces.append((literal, field, spec or ""))
     return pieces
+
+
+def _check_spec(field: str, spec: str) -> None:
+    from mediafind.errors import UsageError
+
+    shown = f"{{{field}:{spec}}}"
+    match = _FORMAT_SPEC.fullmatch(spec)
+    if match is None or any(
+        int(number) > MAX_FORMAT_WIDTH for number in match.group("width", "precision") if number
+    ):
+        raise UsageError(
+            f"{{argument}}: {shown}: a field takes only a fill and alignment, a sign, a width, "
+            f"a precision (each at most {MAX_FORMAT_WIDTH}) and a type, e.g. {{{field}:<20}} "
+            "or {score:>8.2f}",
+            argument="template",
+        )
+    kind = match.group("type")
+    numbers = _NUMBER_TYPES.get(field, "")
+    if kind not in (None, "s") and kind not in numbers:
+        takes = f"the type s (text) or {', '.join(numbers)}" if numbers else "only the type s"
+        what = "a number" if numbers else "text"
+        raise UsageError(
+            f"{{argument}}: {shown}: {field} is {what}; it takes {takes}", argument="template"
+        )
+    if kind is None or kind == "s":
+        try:
+            format("text", spec)
+        except ValueError:
+            fix = f"give a type, e.g. {{{field}:+.2f}}" if numbers else f"{field} is text"
+            raise UsageError(
+                f"{{argument}}: {shown}: a sign and = alignment are for numbers; {fix}",
+                argument="template",
+            ) from None
+
+
+def _null_spec(spec: str) -> str:
+    """A number's spec for a field without a value (the start of a photo):
+    its width and fill only, so that the empty text keeps the column."""
+    match = _FORMAT_SPEC.fullmatch(spec)
+    assert match is not None  # checked by parse_template
+    fill, align = match.group("fill") or "", match.group("align") or ">"
+    width = match.group("width") or ""
+    return f"{fill}{'>' if align == '=' else align}{width}" if width else ""
 
 
 def format_result(
     pieces: Sequence[tuple[str, str | None, str]], result: SearchResult, rank: int
 ) -> str:
     """One result through a template from `parse_template`."""
-    import os
-
-    fields = {
+    numbers: dict[str, float | int | None] = {
+        "score": result.score,
+        "start": result.start,
+        "end": result.end,
+        "rank": rank,
+    }
+    texts = {
         "path": result.path,
         "name": os.path.basename(result.path),
         "kind": result.kind,
@@ -487,8 +534,16 @@ def format_result(
         "rank": str(rank),
         "text": one_row(result.text or ""),
     }
+
+    def formatted(field: str, spec: str) -> str:
+        kind = spec[-1:]
+        if not kind or kind not in _NUMBER_TYPES.get(field, ""):
+            return format(texts[field], spec)
+        number = numbers[field]
+        return format("", _null_spec(spec)) if number is None else format(number, spec)
+
     return "".join(
-        literal + ("" if field is None else format(fields[field], spec))
+        literal + ("" if field is None else formatted(field, spec))
         for literal, field, spec in pieces
     )
 
