@@ -348,10 +348,27 @@ def print_results_table(
             path.append("\n")
             path.append_text(_words(result.text, query))
         table.add_row(*cells, path)
-    console.print(table)
+    if console.is_terminal:
+        console.print(table)
+    else:
+        _print_piped(table, console)
     line = play_line(results[0]) if results else None
     if line is not None:
         console.print(escape(line), soft_wrap=True)
+
+
+# Wide enough for any row (a path is at most 4096 bytes, each shown as at most
+# 4 characters, plus a matched text block), so a piped table never wraps.
+_PIPED_WIDTH = 1_000_000
+
+
+def _print_piped(table: Table, console: Console) -> None:
+    """The table for a script, a file or `less`: each row whole on its line,
+    however long the path (folded at the terminal's width, a name would come
+    apart mid-word), and no line padded with trailing spaces."""
+    lines = console.render_lines(table, console.options.update_width(_PIPED_WIDTH), pad=False)
+    console.file.write("".join("".join(s.text for s in line).rstrip() + "\n" for line in lines))
+    console.file.flush()
 
 
 def play_line(top: SearchResult) -> str | None:

@@ -4,14 +4,19 @@ model loads."""
 
 from __future__ import annotations
 
+import fcntl
 import io
 import json
 import os
+import pty
+import re
+import struct
 import subprocess
+import termios
 
 import pytest
-from conftest import COLORS, draw_photo
-from media_factory import Shot, make_video
+from conftest import COLORS, draw_photo, fake_cli
+from media_factory import Shot, make_audio, make_video
 
 from mediafind.output import print_results_table
 from mediafind.query import SearchResult
@@ -95,3 +100,67 @@ def test_a_type_that_does_not_fit_its_field_is_a_clear_error(cli, library, templ
     assert refused.exit_code == 2
     assert refused.stderr.startswith(f"mediafind: error: --format: {complaint}")
     assert "Traceback" not in refused.stderr
+
+
+# The table piped -------------------------------------------------------------
+
+
+@pytest.mark.usefixtures("fake_models")
+def test_a_piped_table_keeps_each_path_whole_and_pads_no_line(cli, tmp_path, monkeypatch):
+    monkeypatch.setenv("COLUMNS", "80")
+    root = tmp_path / ("a rather long folder name for holiday photos " * 2).strip()
+    photos = [draw_photo(root / name, COLORS["blue"]) for name in ("beach.jpg", "sea side.jpg")]
+    cli("index", root)
+    result = cli("search", "beach")
+    assert result.exit_code == 0, result.stderr
+    lines = result.stdout.splitlines()
+    assert "\x1b" not in result.stdout  # no colour, no hyperlink escapes in a pipe
+    assert [line for line in lines if line != line.rstrip()] == []
+    for photo in photos:
+        assert any(line.endswith(f"  {photo}") for line in lines[1:])
+    assert len(lines) == 3  # the header and one line per result, nothing folded
+
+
+# Previews --------------------------------------------------------------------
+
+ANSI = re.compile(r"\x1b\[[0-9;?]*[A-Za-z]|\x1b[\]_][^\x07\x1b]*(?:\x07|\x1b\\)")
+
+
+def in_a_plain_terminal(arguments: list[str], columns: int) -> str:
+    """What a program writes to a terminal `columns` wide that answers no
+    graphics query (so pictures are coloured half blocks), without escapes."""
+    leader, follower = pty.openpty()
+    fcntl.ioctl(follower, termios.TIOCSWINSZ, struct.pack("HHHH", 50, columns, 0, 0))
+    environment = {**os.environ, "TERM": "xterm-256color", "NO_COLOR": ""}
+    environment.pop("COLUMNS", None)
+    process = subprocess.Popen(arguments, stdin=follower, stdout=follower, env=environment)
+    os.close(follower)
+    output = b""
+    while True:
+        try:
+            chunk = os.read(leader, 65536)
+        except OSError:  # the terminal closed: the program has ended
+            break
+        if not chunk:
+            break
+        output += chunk
+    assert process.wait(timeout=120) == 0
+    os.close(leader)
+    return ANSI.sub("", output.decode("utf-8", "replace"))
+
+
+@pytest.mark.usefixtures("fake_models")
+def test_previews_are_a_fifth_of_a_wide_terminal_and_sounds_get_a_symbol(tmp_path):
+    library = tmp_path / "lib"
+    draw_photo(library / "red.jpg", COLORS["red"], size=(320, 240))
+    make_audio(library / "tone.wav", [("tone", 2.0)])
+    indexing = subprocess.run(fake_cli("index", str(library)), capture_output=True)
+    assert indexing.returncode == 0, indexing.stderr
+    shown = in_a_plain_terminal(fake_cli("search", "x", "--preview"), columns=160)
+    rows = shown.splitlines()
+    widest = max(len(run) for row in rows for run in re.findall("▀+", row))
+    assert widest == 160 // 5  # cells of the photo's picture
+    # A 4:3 picture 32 cells wide is 24 half blocks, 12 rows, tall.
+    assert sum("▀" in row for row in rows) == 12
+    recording = next(row for row in rows if "tone.wav" in row)
+    assert "♪" in recording and "▀" not in recording
