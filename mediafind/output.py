@@ -13,7 +13,7 @@ import shlex
 import sys
 import threading
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from datetime import datetime
 from pathlib import Path
 from typing import IO, TYPE_CHECKING, Any
@@ -23,10 +23,11 @@ from rich.markup import escape
 from rich.progress import (
     BarColumn,
     Progress,
+    ProgressColumn,
     SpinnerColumn,
+    Task,
     TaskProgressColumn,
     TextColumn,
-    TimeRemainingColumn,
 )
 from rich.style import Style
 from rich.table import Table
@@ -124,28 +125,87 @@ def _short(path: str, width: int = 40) -> str:
     return name if len(name) <= width else name[: width - 1] + "…"
 
 
+class _WorkClock:
+    """The seconds a pass has spent working: its time less the time spent
+    preparing models (loading, converting). The time left is measured by
+    this rather than by the wall clock, which a model loading for a minute
+    after the first file would make look like a slow library (the estimate
+    jumped from 1 s to 6 min); nor by the rate of the last few seconds
+    (rich's own), which a pause collapses in the same way. Measured over the
+    whole pass, it is steady: a pass works at about one speed."""
+
+    def __init__(self, now: Callable[[], float]) -> None:
+        self.now = now
+        self.started = now()
+        self.paused = 0.0
+        self.paused_since: float | None = None
+
+    def pause(self) -> None:
+        if self.paused_since is None:
+            self.paused_since = self.now()
+
+    def resume(self) -> None:
+        if self.paused_since is not None:
+            self.paused += self.now() - self.paused_since
+            self.paused_since = None
+
+    def working(self) -> float:
+        until = self.now() if self.paused_since is None else self.paused_since
+        return until - self.started - self.paused
+
+
+class _TimeLeft(ProgressColumn):
+    """The time left at the pass's working rate (see _WorkClock)."""
+
+    def __init__(self, clock: _WorkClock) -> None:
+        super().__init__()
+        self.clock = clock
+
+    def render(self, task: Task) -> Text:
+        working = self.clock.working()
+        if task.total is None or task.completed <= 0 or working <= 0:
+            return Text("-:--:--", style="progress.remaining")
+        left = (task.total - task.completed) * working / task.completed
+        minutes, seconds = divmod(int(left), 60)
+        hours, minutes = divmod(minutes, 60)
+        return Text(f"{hours:d}:{minutes:02d}:{seconds:02d}", style="progress.remaining")
+
+
 class IndexReporter:
     """Turns indexing events into what a person sees: on a terminal, a spinner
     while a model is prepared, then a progress bar measured in bytes of media
     (so a long video moves it as it is read) with the file being worked on and
-    how far into it; and warning lines, as the problems are found.
+    how far into it, or the model being prepared when one is, mid-pass; and
+    warning lines, as the problems are found.
 
     Events come from worker threads too: everything here holds a lock.
     """
 
-    def __init__(self, stream: IO[str] | None = None, *, verbose: bool = False) -> None:
+    def __init__(
+        self,
+        stream: IO[str] | None = None,
+        *,
+        verbose: bool = False,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
         self.stream = stream or sys.stderr
         self.console = Console(file=self.stream, highlight=False)
         self.verbose = verbose
+        self.clock = clock
         self.progress: Progress | None = None
         self.status: Any = None
         self.task: Any = None
+        self.work = _WorkClock(clock)
         self.lock = threading.RLock()
         self.done_bytes = 0
         self.done_files = 0
         self.total_files = 0
+        self.current = ""
         # Files being decoded: path -> (bytes, share of them read so far).
         self.reading: dict[str, tuple[int, float]] = {}
+        # Models being prepared, innermost last (a load may convert first):
+        # what each is said to be doing, and whether it is done once for good.
+        self.preparing: list[tuple[str, bool]] = []
 
     def __enter__(self) -> IndexReporter:
         return self
@@ -179,7 +239,7 @@ class IndexReporter:
 
         with self.lock:
             if isinstance(event, ModelPreparing):
-                self._preparing(event.name, event.why)
+                self._preparing(event.name, event.why, event.once)
             elif isinstance(event, ModelReady):
                 self._ready(event.name, event.seconds)
             elif isinstance(event, ScanDone):
@@ -199,22 +259,47 @@ class IndexReporter:
                 self.done_files += 1
                 self._update(_short(event.path))
 
-    def _preparing(self, name: str, why: str) -> None:
-        if self.console.is_terminal:
-            self.status = self.console.status(
-                escape(printable(f"preparing {name}: {why} (this can take a minute)")),
-                spinner="dots",
-            )
-            self.status.start()
-            self.preparing_since = time.monotonic()
+    def _preparing(self, name: str, why: str, once: bool) -> None:
+        label = printable(f"preparing {name}: {why}")
+        self.preparing.append((label, once))
+        if self.progress is not None and self.done_files >= self.total_files:
+            # The pass is over (the next one loads its models): its bar goes,
+            # rather than stay frozen at its last file while the model loads.
+            self.progress.stop()
+            self.progress = None
+        if self.progress is not None:
+            # A model prepared mid-pass: said where the file was, and its time
+            # kept out of the rate the time left is measured by.
+            self.work.pause()
+            self._show(label + " …")
+        elif self.console.is_terminal:
+            shown = escape(f"{label} (this can take a minute)" if once else f"{label} …")
+            if self.status is None:
+                self.status = self.console.status(shown, spinner="dots")
+                self.status.start()
+            else:
+                self.status.update(shown)
         elif self.verbose:
-            self.say(f"mediafind: preparing {name}: {why}")
+            self.say(f"mediafind: {label}")
 
     def _ready(self, name: str, seconds: float) -> None:
-        if self.status is not None:
-            self.status.stop()
-            self.status = None
-        if self.console.is_terminal or self.verbose:
+        once = self.preparing.pop()[1] if self.preparing else True
+        if self.preparing:
+            # An outer step goes on (the load a conversion was part of).
+            label, outer_once = self.preparing[-1]
+            if self.progress is not None:
+                self._show(label + " …")
+            elif self.status is not None:
+                tail = " (this can take a minute)" if outer_once else " …"
+                self.status.update(escape(label + tail))
+        else:
+            if self.status is not None:
+                self.status.stop()
+                self.status = None
+            if self.progress is not None:
+                self.work.resume()
+                self._show(self.current)
+        if once and (self.console.is_terminal or self.verbose):
             self.say(f"mediafind: {name} is ready for this CPU ({seconds:.0f} s, once)")
 
     def _start(self, files: int, work_bytes: int, label: str) -> None:
@@ -223,18 +308,21 @@ class IndexReporter:
             self.progress = None
         self.total_files, self.done_files, self.done_bytes = files, 0, 0
         self.reading.clear()
+        self.current = ""
         if not (self.console.is_terminal and files):
             return
+        self.work = _WorkClock(self.clock)
         self.progress = Progress(
             SpinnerColumn(),
             TextColumn(escape(label)),
             BarColumn(),
             TaskProgressColumn(),
             TextColumn("{task.fields[files]}"),
-            TimeRemainingColumn(),
+            _TimeLeft(self.work),
             TextColumn("{task.fields[current]}"),
             console=self.console,
             transient=True,
+            get_time=self.clock,
         )
         self.task = self.progress.add_task(
             "index", total=max(work_bytes, 1), files=f"0/{files}", current=""
@@ -242,6 +330,7 @@ class IndexReporter:
         self.progress.start()
 
     def _update(self, current: str) -> None:
+        self.current = current
         if self.progress is None:
             return
         reading = sum(size * share for size, share in self.reading.values())
@@ -249,8 +338,13 @@ class IndexReporter:
             self.task,
             completed=self.done_bytes + reading,
             files=f"{self.done_files}/{self.total_files}",
-            current=escape(current),
         )
+        if self.work.paused_since is None:
+            self._show(current)
+
+    def _show(self, current: str) -> None:
+        if self.progress is not None:
+            self.progress.update(self.task, current=escape(current))
 
 
 _PROBLEMS = {

@@ -17,8 +17,10 @@ import termios
 import pytest
 from conftest import COLORS, draw_photo, fake_cli
 from media_factory import Shot, make_audio, make_video
+from rich.console import Console
 
-from mediafind.output import print_results_table
+from mediafind.events import FileDone, FileProgress, ModelPreparing, ModelReady, ScanDone
+from mediafind.output import IndexReporter, print_results_table
 from mediafind.query import SearchResult
 
 
@@ -164,3 +166,64 @@ def test_previews_are_a_fifth_of_a_wide_terminal_and_sounds_get_a_symbol(tmp_pat
     assert sum("▀" in row for row in rows) == 12
     recording = next(row for row in rows if "tone.wav" in row)
     assert "♪" in recording and "▀" not in recording
+
+
+# Progress while a model loads -------------------------------------------------
+
+
+class FakeClock:
+    def __init__(self) -> None:
+        self.now = 0.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+def terminal_reporter(clock: FakeClock) -> IndexReporter:
+    reporter = IndexReporter(io.StringIO(), clock=clock)
+    reporter.console = Console(file=reporter.stream, force_terminal=True, width=160)
+    return reporter
+
+
+def progress_line(reporter: IndexReporter) -> str:
+    assert reporter.progress is not None
+    shown = Console(file=io.StringIO(), width=160, color_system=None)
+    shown.print(reporter.progress.make_tasks_table(reporter.progress.tasks))
+    return shown.file.getvalue()  # type: ignore[attr-defined]
+
+
+def test_a_model_loaded_after_a_pass_is_shown_not_its_last_file():
+    with terminal_reporter(FakeClock()) as reporter:
+        reporter(ScanDone(found=2, to_process=2, work_bytes=300))
+        reporter(FileProgress("/m/whistle.wav", 200, 3.0, 3.0))
+        reporter(FileDone("/m/photo.jpg", "embedded", 100))
+        reporter(FileDone("/m/whistle.wav", "embedded", 200))
+        reporter(ModelPreparing("whisper-base", "loading it", once=False))
+        # The finished bar, frozen at "whistle.wav 0:03/0:03", is gone.
+        assert reporter.progress is None and reporter.status is not None
+        assert "preparing whisper-base: loading it" in str(reporter.status.renderable.text)
+        reporter(ModelReady("whisper-base", 4.0))
+        assert reporter.status is None
+    # A load is paid every run: no "ready for this CPU, once" line for it.
+    assert "ready for this CPU" not in reporter.stream.getvalue()
+
+
+def test_the_time_left_keeps_a_model_load_mid_pass_out_of_the_rate():
+    clock = FakeClock()
+    with terminal_reporter(clock) as reporter:
+        reporter(ScanDone(found=3, to_process=3, work_bytes=1000))
+        clock.now = 1.0
+        reporter(FileDone("/m/a.jpg", "embedded", 100))
+        # 100 bytes in 1 s: 900 bytes left, 9 s.
+        assert "0:00:09" in progress_line(reporter)
+        reporter(ModelPreparing("laion/clap", "loading it", once=False))
+        assert "preparing laion/clap: loading it" in progress_line(reporter)
+        assert "a.jpg" not in progress_line(reporter)
+        clock.now = 361.0  # six minutes of loading
+        assert "0:00:09" in progress_line(reporter)
+        reporter(ModelReady("laion/clap", 360.0))
+        clock.now = 362.0
+        reporter(FileDone("/m/b.jpg", "embedded", 100))
+        # 200 bytes in 2 s of work: 800 bytes left, 8 s, not six minutes.
+        line = progress_line(reporter)
+        assert "0:00:08" in line and "b.jpg" in line
