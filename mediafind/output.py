@@ -271,9 +271,9 @@ class IndexReporter:
             # A model prepared mid-pass: said where the file was, and its time
             # kept out of the rate the time left is measured by.
             self.work.pause()
-            self._show(label + " …")
+            self._show(_doing(label, once))
         elif self.console.is_terminal:
-            shown = escape(f"{label} (this can take a minute)" if once else f"{label} …")
+            shown = escape(_doing(label, once))
             if self.status is None:
                 self.status = self.console.status(shown, spinner="dots")
                 self.status.start()
@@ -286,12 +286,11 @@ class IndexReporter:
         once = self.preparing.pop()[1] if self.preparing else True
         if self.preparing:
             # An outer step goes on (the load a conversion was part of).
-            label, outer_once = self.preparing[-1]
+            outer = _doing(*self.preparing[-1])
             if self.progress is not None:
-                self._show(label + " …")
+                self._show(outer)
             elif self.status is not None:
-                tail = " (this can take a minute)" if outer_once else " …"
-                self.status.update(escape(label + tail))
+                self.status.update(escape(outer))
         else:
             if self.status is not None:
                 self.status.stop()
@@ -345,6 +344,12 @@ class IndexReporter:
     def _show(self, current: str) -> None:
         if self.progress is not None:
             self.progress.update(self.task, current=escape(current))
+
+
+def _doing(label: str, once: bool) -> str:
+    """A model's preparation as the spinner says it: a conversion, done once,
+    takes long enough to warn of."""
+    return f"{label} (this can take a minute)" if once else f"{label} …"
 
 
 _PROBLEMS = {
