@@ -50,6 +50,8 @@ class ModelPreparing:
 
     name: str
     why: str
+    # Done once and kept (a conversion), or paid by every run (a load).
+    once: bool = True
 
 
 @dataclass(frozen=True)

@@ -39,6 +39,8 @@ from mediafind.events import (
     FileDone,
     IndexEvent,
     IndexSummary,
+    ModelPreparing,
+    ModelReady,
     Problem,
     ScanDone,
 )
@@ -536,11 +538,17 @@ def _ready(
     emit: Callable[[IndexEvent], None],
 ) -> None:
     """Make each model ready and give it a space: the slow parts happen here,
-    said (ModelPreparing), before the first file of a pass."""
+    said (ModelPreparing), before the first file of a pass. Loading is said
+    too: seconds of a silent pause would look like the last file hanging."""
     for modality in used:
         embedder = models[modality.name]
         embedder.on_prepare = emit
-        embedder.prepare()
+        started = time.monotonic()
+        emit(ModelPreparing(embedder.name, "loading it", once=False))
+        try:
+            embedder.prepare()
+        finally:
+            emit(ModelReady(embedder.name, time.monotonic() - started))
         if modality.name not in spaces:
             spaces[modality.name] = new_space(store, modality, embedder)
 

@@ -13,7 +13,7 @@ import shlex
 import sys
 import threading
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from datetime import datetime
 from pathlib import Path
 from typing import IO, TYPE_CHECKING, Any
@@ -23,10 +23,11 @@ from rich.markup import escape
 from rich.progress import (
     BarColumn,
     Progress,
+    ProgressColumn,
     SpinnerColumn,
+    Task,
     TaskProgressColumn,
     TextColumn,
-    TimeRemainingColumn,
 )
 from rich.style import Style
 from rich.table import Table
@@ -124,28 +125,87 @@ def _short(path: str, width: int = 40) -> str:
     return name if len(name) <= width else name[: width - 1] + "…"
 
 
+class _WorkClock:
+    """The seconds a pass has spent working: its time less the time spent
+    preparing models (loading, converting). The time left is measured by
+    this rather than by the wall clock, which a model loading for a minute
+    after the first file would make look like a slow library (the estimate
+    jumped from 1 s to 6 min); nor by the rate of the last few seconds
+    (rich's own), which a pause collapses in the same way. Measured over the
+    whole pass, it is steady: a pass works at about one speed."""
+
+    def __init__(self, now: Callable[[], float]) -> None:
+        self.now = now
+        self.started = now()
+        self.paused = 0.0
+        self.paused_since: float | None = None
+
+    def pause(self) -> None:
+        if self.paused_since is None:
+            self.paused_since = self.now()
+
+    def resume(self) -> None:
+        if self.paused_since is not None:
+            self.paused += self.now() - self.paused_since
+            self.paused_since = None
+
+    def working(self) -> float:
+        until = self.now() if self.paused_since is None else self.paused_since
+        return until - self.started - self.paused
+
+
+class _TimeLeft(ProgressColumn):
+    """The time left at the pass's working rate (see _WorkClock)."""
+
+    def __init__(self, clock: _WorkClock) -> None:
+        super().__init__()
+        self.clock = clock
+
+    def render(self, task: Task) -> Text:
+        working = self.clock.working()
+        if task.total is None or task.completed <= 0 or working <= 0:
+            return Text("-:--:--", style="progress.remaining")
+        left = (task.total - task.completed) * working / task.completed
+        minutes, seconds = divmod(int(left), 60)
+        hours, minutes = divmod(minutes, 60)
+        return Text(f"{hours:d}:{minutes:02d}:{seconds:02d}", style="progress.remaining")
+
+
 class IndexReporter:
     """Turns indexing events into what a person sees: on a terminal, a spinner
     while a model is prepared, then a progress bar measured in bytes of media
     (so a long video moves it as it is read) with the file being worked on and
-    how far into it; and warning lines, as the problems are found.
+    how far into it, or the model being prepared when one is, mid-pass; and
+    warning lines, as the problems are found.
 
     Events come from worker threads too: everything here holds a lock.
     """
 
-    def __init__(self, stream: IO[str] | None = None, *, verbose: bool = False) -> None:
+    def __init__(
+        self,
+        stream: IO[str] | None = None,
+        *,
+        verbose: bool = False,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
         self.stream = stream or sys.stderr
         self.console = Console(file=self.stream, highlight=False)
         self.verbose = verbose
+        self.clock = clock
         self.progress: Progress | None = None
         self.status: Any = None
         self.task: Any = None
+        self.work = _WorkClock(clock)
         self.lock = threading.RLock()
         self.done_bytes = 0
         self.done_files = 0
         self.total_files = 0
+        self.current = ""
         # Files being decoded: path -> (bytes, share of them read so far).
         self.reading: dict[str, tuple[int, float]] = {}
+        # Models being prepared, innermost last (a load may convert first):
+        # what each is said to be doing, and whether it is done once for good.
+        self.preparing: list[tuple[str, bool]] = []
 
     def __enter__(self) -> IndexReporter:
         return self
@@ -179,7 +239,7 @@ class IndexReporter:
 
         with self.lock:
             if isinstance(event, ModelPreparing):
-                self._preparing(event.name, event.why)
+                self._preparing(event.name, event.why, event.once)
             elif isinstance(event, ModelReady):
                 self._ready(event.name, event.seconds)
             elif isinstance(event, ScanDone):
@@ -199,22 +259,46 @@ class IndexReporter:
                 self.done_files += 1
                 self._update(_short(event.path))
 
-    def _preparing(self, name: str, why: str) -> None:
-        if self.console.is_terminal:
-            self.status = self.console.status(
-                escape(printable(f"preparing {name}: {why} (this can take a minute)")),
-                spinner="dots",
-            )
-            self.status.start()
-            self.preparing_since = time.monotonic()
+    def _preparing(self, name: str, why: str, once: bool) -> None:
+        label = printable(f"preparing {name}: {why}")
+        self.preparing.append((label, once))
+        if self.progress is not None and self.done_files >= self.total_files:
+            # The pass is over (the next one loads its models): its bar goes,
+            # rather than stay frozen at its last file while the model loads.
+            self.progress.stop()
+            self.progress = None
+        if self.progress is not None:
+            # A model prepared mid-pass: said where the file was, and its time
+            # kept out of the rate the time left is measured by.
+            self.work.pause()
+            self._show(_doing(label, once))
+        elif self.console.is_terminal:
+            shown = escape(_doing(label, once))
+            if self.status is None:
+                self.status = self.console.status(shown, spinner="dots")
+                self.status.start()
+            else:
+                self.status.update(shown)
         elif self.verbose:
-            self.say(f"mediafind: preparing {name}: {why}")
+            self.say(f"mediafind: {label}")
 
     def _ready(self, name: str, seconds: float) -> None:
-        if self.status is not None:
-            self.status.stop()
-            self.status = None
-        if self.console.is_terminal or self.verbose:
+        once = self.preparing.pop()[1] if self.preparing else True
+        if self.preparing:
+            # An outer step goes on (the load a conversion was part of).
+            outer = _doing(*self.preparing[-1])
+            if self.progress is not None:
+                self._show(outer)
+            elif self.status is not None:
+                self.status.update(escape(outer))
+        else:
+            if self.status is not None:
+                self.status.stop()
+                self.status = None
+            if self.progress is not None:
+                self.work.resume()
+                self._show(self.current)
+        if once and (self.console.is_terminal or self.verbose):
             self.say(f"mediafind: {name} is ready for this CPU ({seconds:.0f} s, once)")
 
     def _start(self, files: int, work_bytes: int, label: str) -> None:
@@ -223,18 +307,21 @@ class IndexReporter:
             self.progress = None
         self.total_files, self.done_files, self.done_bytes = files, 0, 0
         self.reading.clear()
+        self.current = ""
         if not (self.console.is_terminal and files):
             return
+        self.work = _WorkClock(self.clock)
         self.progress = Progress(
             SpinnerColumn(),
             TextColumn(escape(label)),
             BarColumn(),
             TaskProgressColumn(),
             TextColumn("{task.fields[files]}"),
-            TimeRemainingColumn(),
+            _TimeLeft(self.work),
             TextColumn("{task.fields[current]}"),
             console=self.console,
             transient=True,
+            get_time=self.clock,
         )
         self.task = self.progress.add_task(
             "index", total=max(work_bytes, 1), files=f"0/{files}", current=""
@@ -242,6 +329,7 @@ class IndexReporter:
         self.progress.start()
 
     def _update(self, current: str) -> None:
+        self.current = current
         if self.progress is None:
             return
         reading = sum(size * share for size, share in self.reading.values())
@@ -249,8 +337,19 @@ class IndexReporter:
             self.task,
             completed=self.done_bytes + reading,
             files=f"{self.done_files}/{self.total_files}",
-            current=escape(current),
         )
+        if self.work.paused_since is None:
+            self._show(current)
+
+    def _show(self, current: str) -> None:
+        if self.progress is not None:
+            self.progress.update(self.task, current=escape(current))
+
+
+def _doing(label: str, once: bool) -> str:
+    """A model's preparation as the spinner says it: a conversion, done once,
+    takes long enough to warn of."""
+    return f"{label} (this can take a minute)" if once else f"{label} …"
 
 
 _PROBLEMS = {
@@ -350,17 +449,62 @@ def print_results_table(
             path.append("\n")
             path.append_text(_words(result.text, query))
         table.add_row(*cells, path)
-    console.print(table)
-    video = next((r for r in results if r.kind == "video" and r.start is not None), None)
-    if video is not None:
-        console.print(
-            escape(
-                printable(
-                    f"play the top moment: mpv --start={video.start:.1f} {shlex.quote(video.path)}"
-                )
-            ),
-            soft_wrap=True,
-        )
+    if console.is_terminal:
+        console.print(table)
+    else:
+        _print_piped(table, console)
+    line = play_line(results[0]) if results else None
+    if line is not None:
+        console.print(escape(line), soft_wrap=True)
+
+
+# Wide enough for any row (a path is at most 4096 bytes, each shown as at most
+# 4 characters, plus a matched text block), so a piped table never wraps.
+_PIPED_WIDTH = 1_000_000
+
+
+def _print_piped(table: Table, console: Console) -> None:
+    """The table for a script, a file or `less`: each row whole on its line,
+    however long the path (folded at the terminal's width, a name would come
+    apart mid-word), and no line padded with trailing spaces."""
+    lines = console.render_lines(table, console.options.update_width(_PIPED_WIDTH), pad=False)
+    console.file.write("".join("".join(s.text for s in line).rstrip() + "\n" for line in lines))
+    console.file.flush()
+
+
+def play_line(top: SearchResult) -> str | None:
+    """The command that plays the top result from its moment, for a video or a
+    recording. None for a photo: it has no moment to play, its path is
+    already a link on a terminal, and naming an image viewer would be a guess
+    at what the user has. Never another result's: a line under the table
+    speaks of the first row."""
+    if top.kind not in ("video", "audio") or top.start is None:
+        return None
+    return f"play the top moment: mpv --start={top.start:.1f} {shell_word(top.path)}"
+
+
+def shell_word(text: str) -> str:
+    """`text` as one word for bash or zsh, safe to show: quoted as shlex does,
+    or, when it holds characters a terminal would act on, in `$'...'` with
+    those written as escapes, so that pasting the line gives back the exact
+    name (a newline, an escape, a byte that is not UTF-8)."""
+    if printable(text) == text:
+        return shlex.quote(text)
+    return "$'" + "".join(_ansi_c(char) for char in text) + "'"
+
+
+def _ansi_c(char: str) -> str:
+    if char in "\\'":
+        return "\\" + char
+    if not _UNPRINTABLE.match(char):
+        return char
+    code = ord(char)
+    if char in _NAMED:
+        return _NAMED[char]
+    if 0xDC80 <= code <= 0xDCFF:
+        return f"\\x{code - 0xDC00:02x}"  # the raw byte of a non-UTF-8 name
+    # A code point, not a byte: $'\x85' would be the byte 0x85, not U+0085.
+    return f"\\x{code:02x}" if code < 0x80 else f"\\u{code:04x}"
 
 
 def print_results_json(results: Sequence[SearchResult], stream: IO[str] | None = None) -> None:
@@ -377,9 +521,16 @@ def print_results_paths(
 
 
 FORMAT_FIELDS = ("path", "name", "kind", "score", "start", "end", "modality", "rank", "text")
-# A --format field's spec: fill, alignment, width and precision, nothing else,
-# and widths a terminal could show (a width of 200,000,000 would allocate it).
-_FORMAT_SPEC = re.compile(r"(?:.?[<>^])?(\d{0,4})(?:\.(\d{1,4}))?")
+# The number fields and the type letters each takes to be formatted as a
+# number (`{score:.2f}`); without one, or with `s`, a field is its text.
+_NUMBER_TYPES = {"score": "fFeEgG%", "start": "fFeEgG%", "end": "fFeEgG%", "rank": "d"}
+# A --format field's spec: Python's, less what reaches beyond the field
+# (nested fields) or is of no use here (`#`, grouping), and with widths a
+# terminal could show (a width of 200,000,000 would allocate it).
+_FORMAT_SPEC = re.compile(
+    r"(?:(?P<fill>.)?(?P<align>[<>^=]))?(?P<sign>[-+ ])?(?P<zero>0)?"
+    r"(?P<width>\d{0,4})(?:\.(?P<precision>\d{1,4}))?(?P<type>[A-Za-z%])?"
+)
 MAX_FORMAT_WIDTH = 1000
 
 
@@ -401,9 +552,10 @@ def _unescape(template: str) -> str:
 def parse_template(template: str) -> list[tuple[str, str | None, str]]:
     """A --format template as (literal text, field or None, spec) pieces.
 
-    Only the named fields, each with at most a simple spec: no attributes or
-    indexes (`{path.__class__}`), no conversions, no nested fields. Raises
-    UsageError naming what is wrong.
+    Only the named fields, each with a spec of its own: no attributes or
+    indexes (`{path.__class__}`), no conversions, no nested fields, and a type
+    only where it fits the field (`{score:.2f}`, `{rank:03d}`, `{path:s}`).
+    Raises UsageError naming what is wrong.
     """
     import string
 
@@ -431,26 +583,65 @@ def parse_template(template: str) -> list[tuple[str, str | None, str]]:
                 f"{{argument}}: {{{field}!{conversion}}}: conversions are not supported",
                 argument="template",
             )
-        match = _FORMAT_SPEC.fullmatch(spec or "")
-        if match is None or any(
-            int(number) > MAX_FORMAT_WIDTH for number in match.groups() if number
-        ):
-            raise UsageError(
-                f"{{argument}}: {{{field}:{spec}}}: a field takes only an alignment, a width "
-                f"and a precision (each at most {MAX_FORMAT_WIDTH}), e.g. {{{field}:<20}}",
-                argument="template",
-            )
+        _check_spec(field, spec or "")
         pieces.append((literal, field, spec or ""))
     return pieces
+
+
+def _check_spec(field: str, spec: str) -> None:
+    from mediafind.errors import UsageError
+
+    shown = f"{{{field}:{spec}}}"
+    match = _FORMAT_SPEC.fullmatch(spec)
+    if match is None or any(
+        int(number) > MAX_FORMAT_WIDTH for number in match.group("width", "precision") if number
+    ):
+        raise UsageError(
+            f"{{argument}}: {shown}: a field takes only a fill and alignment, a sign, a width, "
+            f"a precision (each at most {MAX_FORMAT_WIDTH}) and a type, e.g. {{{field}:<20}} "
+            "or {score:>8.2f}",
+            argument="template",
+        )
+    kind = match.group("type")
+    numbers = _NUMBER_TYPES.get(field, "")
+    if kind not in (None, "s") and kind not in numbers:
+        takes = f"the type s (text) or {', '.join(numbers)}" if numbers else "only the type s"
+        what = "a number" if numbers else "text"
+        raise UsageError(
+            f"{{argument}}: {shown}: {field} is {what}; it takes {takes}", argument="template"
+        )
+    if kind is None or kind == "s":
+        try:
+            format("text", spec)
+        except ValueError:
+            fix = f"give a type, e.g. {{{field}:+.2f}}" if numbers else f"{field} is text"
+            raise UsageError(
+                f"{{argument}}: {shown}: a sign and = alignment are for numbers; {fix}",
+                argument="template",
+            ) from None
+
+
+def _null_spec(spec: str) -> str:
+    """A number's spec for a field without a value (the start of a photo):
+    its width and fill only, so that the empty text keeps the column."""
+    match = _FORMAT_SPEC.fullmatch(spec)
+    assert match is not None  # checked by parse_template
+    fill, align = match.group("fill") or "", match.group("align") or ">"
+    width = match.group("width") or ""
+    return f"{fill}{'>' if align == '=' else align}{width}" if width else ""
 
 
 def format_result(
     pieces: Sequence[tuple[str, str | None, str]], result: SearchResult, rank: int
 ) -> str:
     """One result through a template from `parse_template`."""
-    import os
-
-    fields = {
+    numbers: dict[str, float | int | None] = {
+        "score": result.score,
+        "start": result.start,
+        "end": result.end,
+        "rank": rank,
+    }
+    texts = {
         "path": result.path,
         "name": os.path.basename(result.path),
         "kind": result.kind,
@@ -461,8 +652,16 @@ def format_result(
         "rank": str(rank),
         "text": one_row(result.text or ""),
     }
+
+    def formatted(field: str, spec: str) -> str:
+        kind = spec[-1:]
+        if not kind or kind not in _NUMBER_TYPES.get(field, ""):
+            return format(texts[field], spec)
+        number = numbers[field]
+        return format("", _null_spec(spec)) if number is None else format(number, spec)
+
     return "".join(
-        literal + ("" if field is None else format(fields[field], spec))
+        literal + ("" if field is None else formatted(field, spec))
         for literal, field, spec in pieces
     )
 

@@ -14,6 +14,7 @@ the plain one and no escape sequence is ever written.
 from __future__ import annotations
 
 import os
+import shutil
 import sys
 from collections.abc import Sequence
 from typing import IO, TYPE_CHECKING, Any
@@ -30,10 +31,15 @@ if TYPE_CHECKING:
 
     from mediafind.query import SearchResult
 
-# A thumbnail's box in the table, in terminal cells: a landscape picture is
-# this wide, a portrait one this tall (cells are about twice as tall as wide).
-PREVIEW_COLUMNS = 12
-PREVIEW_ROWS = 5
+# A thumbnail's width in the table: a fifth of the terminal's columns (32
+# cells on a 160-column terminal: 32 by 24 coloured half blocks for a 4:3
+# photo, enough to tell a beach from a birthday; 12 cells were not), within
+# these bounds: smaller is not a picture, larger pushes the paths away.
+PREVIEW_SHARE = 5
+PREVIEW_MIN_COLUMNS = 12
+PREVIEW_MAX_COLUMNS = 40
+# What stands for a recording, which has no picture: a sound.
+SOUND_SYMBOL = "♪"
 
 
 def terminal_shows_pictures(stream: IO[str] | None = None) -> bool:
@@ -63,23 +69,35 @@ def _renderable_class() -> tuple[Any, bool]:
     return Image, Image is HalfcellImage
 
 
+def preview_columns(terminal_columns: int) -> int:
+    """How many cells wide a thumbnail is on a terminal this wide."""
+    share = terminal_columns // PREVIEW_SHARE
+    return max(PREVIEW_MIN_COLUMNS, min(PREVIEW_MAX_COLUMNS, share))
+
+
 def result_previews(
-    store: Store, results: Sequence[SearchResult], cache: ThumbnailCache | None = None
+    store: Store,
+    results: Sequence[SearchResult],
+    cache: ThumbnailCache | None = None,
+    columns: int | None = None,
 ) -> list[Any]:
     """A picture to put in the results table for each result (photos, and
-    videos at their best moment), or "" where there is none (a recording, a
-    file deleted since it was indexed). Thumbnails not yet made are made
+    videos at their best moment), SOUND_SYMBOL for a recording, or "" where
+    there is none (a file deleted since it was indexed). Sized for a terminal
+    `columns` wide (by default, this one). Thumbnails not yet made are made
     side by side, one per core."""
     from concurrent.futures import ThreadPoolExecutor
 
     cache = cache or cache_for(store)
+    width = preview_columns(columns or shutil.get_terminal_size().columns)
     Image, half_blocks = _renderable_class()
-    if half_blocks and os.environ.get("NO_COLOR", ""):
-        # Half blocks are pictures made of colour, which NO_COLOR takes away.
-        return ["" for _ in results]
-    records = store.files_at([result.path for result in results])
+    # Half blocks are pictures made of colour, which NO_COLOR takes away.
+    pictures = not (half_blocks and os.environ.get("NO_COLOR", ""))
+    records = store.files_at([result.path for result in results]) if pictures else {}
 
     def preview(result: SearchResult) -> Any:
+        if result.kind == "audio":
+            return SOUND_SYMBOL
         record = records.get(result.path)
         if record is None or result.kind not in ("image", "video"):
             return ""
@@ -87,15 +105,16 @@ def result_previews(
             data = thumbnail(record, result.start, cache)
         except MediaError:
             return ""
-        return _Safe(_sized(Image, data))
+        return _Safe(_sized(Image, data, width))
 
     with ThreadPoolExecutor(config.usable_cores()) as pool:
         return list(pool.map(preview, results))
 
 
-def _sized(Image: Any, data: bytes) -> Any:
-    """A thumbnail as `Image`, a landscape one PREVIEW_COLUMNS wide, a portrait
-    one PREVIEW_ROWS tall."""
+def _sized(Image: Any, data: bytes, columns: int) -> Any:
+    """A thumbnail as `Image` in a box `columns` cells wide and as tall (cells
+    are about twice as tall as wide: half as many rows): a landscape picture
+    fills its width, a portrait one its height."""
     from io import BytesIO
 
     from PIL import Image as PILImage
@@ -103,8 +122,8 @@ def _sized(Image: Any, data: bytes) -> Any:
     picture = PILImage.open(BytesIO(data))
     picture.load()
     if picture.width >= picture.height:
-        return Image(picture, width=PREVIEW_COLUMNS, height="auto")
-    return Image(picture, width="auto", height=PREVIEW_ROWS)
+        return Image(picture, width=columns, height="auto")
+    return Image(picture, width="auto", height=columns // 2)
 
 
 class _Safe:

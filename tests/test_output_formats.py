@@ -91,18 +91,6 @@ def test_pipeline_recipes_with_awkward_names(tmp_path: Path, db_path: Path):
     assert listed.returncode == 0 and listed.stdout.count(str(root)) == 3
 
 
-def test_table_at_80_columns_without_a_terminal(cli, tmp_path: Path, monkeypatch):
-    monkeypatch.setenv("COLUMNS", "80")
-    root = tmp_path / ("a rather long folder name for holiday photos " * 2).strip()
-    draw_photo(root / "beach.jpg", COLORS["blue"])
-    cli("index", root)
-    result = cli("search", "beach")
-    lines = result.stdout.splitlines()
-    assert all(len(line) <= 80 for line in lines)
-    assert "\x1b" not in result.stdout  # no colour, no hyperlink escapes in a pipe
-    assert "".join(line.strip() for line in lines[1:]).endswith("beach.jpg")
-
-
 def test_table_links_paths_on_a_terminal(library: Path):
     import io
 

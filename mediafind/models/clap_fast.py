@@ -30,6 +30,8 @@ _CHECK_TEXTS = (
 class FastClap(fast.Converted):
     """A converted CLAP model: audio and text towers in ONNX Runtime."""
 
+    media_tower = "audio"
+
     def __init__(self, folder: Path, manifest: dict[str, Any]) -> None:
         super().__init__(folder, manifest)
         self.rate = int(manifest["audio"]["rate"])
@@ -56,14 +58,24 @@ class FastClap(fast.Converted):
     def embed_texts(self, texts: Sequence[str]) -> np.ndarray:
         return fast.run(self.text_session(), dict(self.tokenize(texts)))
 
-    def features(self, samples: np.ndarray) -> dict[str, Any]:
-        """Model input for one window (mel spectrogram); safe in worker threads."""
+    def open_media(self) -> None:
+        super().open_media()
+        # Importing the extractor (transformers, which imports torch) took
+        # seconds at the first recording, with its progress line frozen.
+        self._feature_extractor()
+
+    def _feature_extractor(self) -> Any:
         with self._lock:
             if self._extractor is None:
                 from transformers import ClapFeatureExtractor
 
                 self._extractor = ClapFeatureExtractor.from_pretrained(str(self.folder))
-        return dict(self._extractor(samples, sampling_rate=self.rate, return_tensors="np"))
+            return self._extractor
+
+    def features(self, samples: np.ndarray) -> dict[str, Any]:
+        """Model input for one window (mel spectrogram); safe in worker threads."""
+        extractor = self._feature_extractor()
+        return dict(extractor(samples, sampling_rate=self.rate, return_tensors="np"))
 
     def embed_batch(self, inputs: Sequence[dict[str, Any]]) -> np.ndarray:
         import numpy as np

@@ -34,6 +34,8 @@ _CHECK_SIZES = ((320, 240), (240, 320), (256, 256), (900, 300), (90, 70))
 class FastClip(fast.Converted):
     """A converted open_clip model: image and text towers in ONNX Runtime."""
 
+    media_tower = "image"
+
     def __init__(self, folder: Path, manifest: dict[str, Any]) -> None:
         import numpy as np
 

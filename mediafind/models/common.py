@@ -122,7 +122,13 @@ class LazyModel(ChosenModel, Generic[Loaded, Converted]):
     def prepare(self) -> None:
         """Make the model ready now (load it, or convert it for this CPU), so
         that the cost is paid, and shown, before the work starts."""
-        self._backend(text=False)
+        from mediafind.models import fast
+
+        backend = self._backend(text=False)
+        if isinstance(backend, fast.Converted):
+            # Opened lazily, the media tower took seconds after the first
+            # file, with the progress line frozen at that file's end.
+            backend.open_media()
 
     def _base_key(self) -> str:
         raise NotImplementedError

@@ -304,6 +304,9 @@ class Converted:
     text tower opened for one quick query (`text_session`); media towers are
     opened for throughput (`tower`)."""
 
+    # The tower that embeds media ("image", "audio"): what indexing runs.
+    media_tower = ""
+
     def __init__(self, folder: Path, manifest: dict[str, Any]) -> None:
         self.folder = folder
         self.manifest = manifest
@@ -317,6 +320,10 @@ class Converted:
             if self._text is None:
                 self._text = session(self.folder / "text.onnx", quick_start=True)
             return self._text
+
+    def open_media(self) -> None:
+        """Open the media tower now rather than on the first batch."""
+        self.tower(self.media_tower)
 
     def tower(self, name: str) -> ParallelTower:
         with self._lock:
