@@ -61,7 +61,7 @@ def test_a_file_swapped_for_a_fifo_after_the_scan_is_a_warning(cli, library: Pat
 # mount, and says when it is stuck.
 STUCK = """
 import sys
-import mediafind.index as index_module
+import mediafind.filework as filework
 from mediafind.cli import main
 
 library, fifo = sys.argv[1:]
@@ -71,7 +71,7 @@ def stuck(path):
     sys.stdout.flush()
     open(fifo).read()  # a FIFO with no writer: blocks forever
 
-index_module.content_hash = stuck
+filework.content_hash = stuck
 sys.argv = ["mediafind", "index", library]
 main()
 """

@@ -112,19 +112,19 @@ def test_duplicates_and_roots_escape_names(cli, tmp_path: Path):
 
 
 def test_an_unexpected_error_on_one_file_is_its_warning(cli, tmp_path: Path, monkeypatch):
-    import mediafind.index as index_module
+    import mediafind.filework as filework
 
     root = tmp_path / "some"
     for number, name in enumerate(["a", "b", "c"]):
         draw_photo(root / f"{name}.jpg", list(COLORS.values())[number])
-    real = index_module._decode
+    real = filework.decode_file
 
     def flaky(prepared, models, emit):  # type: ignore[no-untyped-def]
         if prepared.task.found.path.endswith("b.jpg"):
             raise RuntimeError("a bug in a decoder")
         return real(prepared, models, emit)
 
-    monkeypatch.setattr(index_module, "_decode", flaky)
+    monkeypatch.setattr(filework, "decode_file", flaky)
     result = cli("index", root)
     assert result.exit_code == 0
     assert "b.jpg: unexpected error (RuntimeError: a bug in a decoder)" in result.stderr
