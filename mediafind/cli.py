@@ -232,17 +232,21 @@ LimitOption = Annotated[
         help=f"Most results to show [default: {config.DEFAULT_LIMIT}].",
     ),
 ]
-TypeOption = Annotated[
-    list[str] | None,
-    typer.Option(
+
+
+def _kind_option(kinds: list[str], what: str) -> Any:
+    """--type, offering `kinds` (photo is image, as the README calls them)."""
+    return typer.Option(
         "--type",
         "-t",
-        metavar="|".join(KINDS),
-        parser=choice_parser(KINDS, KIND_ALIASES),
-        autocompletion=lambda: KINDS,
-        help="Only results of this kind (repeatable; photo = image).",
-    ),
-]
+        metavar="|".join(kinds),
+        parser=choice_parser(kinds, KIND_ALIASES),
+        autocompletion=lambda: kinds,
+        help=f"Only {what} of this kind (repeatable; photo = image).",
+    )
+
+
+TypeOption = Annotated[list[str] | None, _kind_option(KINDS, "results")]
 JsonOption = Annotated[bool, typer.Option("--json", help="A JSON array of results.")]
 JsonlOption = Annotated[
     bool, typer.Option("--jsonl", help="One JSON object per line, written as found.")
@@ -629,17 +633,7 @@ def duplicates(
             help="How alike (cosine, 0 to 1) files must be to group.",
         ),
     ] = DEFAULT_THRESHOLD,
-    kind: Annotated[
-        list[str] | None,
-        typer.Option(
-            "--type",
-            "-t",
-            metavar="|".join(PICTURE_KINDS),
-            parser=choice_parser(PICTURE_KINDS, KIND_ALIASES),
-            autocompletion=lambda: PICTURE_KINDS,
-            help="Only groups of this kind (repeatable; photo = image).",
-        ),
-    ] = None,
+    kind: Annotated[list[str] | None, _kind_option(PICTURE_KINDS, "groups")] = None,
     as_json: JsonOption = False,
     db: DbOption = None,
 ) -> None:
