@@ -86,6 +86,8 @@ ARGUMENT_NAMES = {
     "min_score": "min_score",
     "limit": "limit",
     "no_speech": "--no-speech",
+    # A model error names the option that chooses another (`mcp --model ...`).
+    **{m.argument: m.option for m in registry.modalities()},
 }
 
 

@@ -411,3 +411,74 @@ def test_only_the_mcp_command_imports_the_sdk(indexed: Indexed):
     assert {"mcp.server", "mcp_types"} <= sdk_imported(indexed.env, "mcp")
     for args in (["--help"], ["search", "red"], ["mcp", "--help"]):
         assert sdk_imported(indexed.env, *args) == set(), args
+
+
+# Records every name looked up and every connection tried in the server process.
+NETWORK_WATCH = """
+import os, socket
+def record(what):
+    with open(os.environ["NETWORK_LOG"], "a") as log:
+        log.write(repr(what) + "\\n")
+_getaddrinfo = socket.getaddrinfo
+def getaddrinfo(host, *args, **kwargs):
+    record(host)
+    return _getaddrinfo(host, *args, **kwargs)
+_connect = socket.socket.connect
+def connect(self, address):
+    if self.family in (socket.AF_INET, socket.AF_INET6):
+        record(address)
+    return _connect(self, address)
+socket.getaddrinfo = getaddrinfo
+socket.socket.connect = connect
+"""
+
+
+def test_a_model_not_in_the_cache_is_one_error_and_never_a_download(tmp_path: Path):
+    import sqlite3
+
+    env = environment(tmp_path, "base")
+    draw_photo(tmp_path / "Pictures" / "red.jpg", COLORS["red"])
+    done = subprocess.run(
+        cli_argv("index", str(tmp_path / "Pictures"), "--no-speech", "--no-audio", "--no-text"),
+        env={**env, "HF_HUB_OFFLINE": "1"},
+        capture_output=True,
+    )
+    assert done.returncode == 0, done.stderr
+    # As if the index had been made on another machine, with a model this one lacks.
+    with sqlite3.connect(tmp_path / "index.db") as conn:
+        conn.execute(
+            "UPDATE spaces SET model = 'ViT-B-32:laion2b_s34b_b79k', "
+            "model_key = 'open_clip:ViT-B-32:laion2b_s34b_b79k'"
+        )
+    watch = tmp_path / "watch"
+    watch.mkdir()
+    (watch / "sitecustomize.py").write_text(NETWORK_WATCH)
+    log = tmp_path / "network.log"
+    env.update(
+        PYTHONPATH=os.pathsep.join([str(watch), env.get("PYTHONPATH", "")]),
+        NETWORK_LOG=str(log),
+        HF_HOME=str(tmp_path / "hf-home"),
+    )
+
+    async def conversation(client: Client) -> list[CallToolResult]:
+        return [
+            await client.call_tool("search", {"query": "red"}),
+            await client.call_tool("search", {"query": "red"}),
+        ]
+
+    async def run() -> list[CallToolResult]:
+        # The real registry and models: `python -m mediafind mcp`.
+        server = StdioServerParameters(
+            command=sys.executable, args=["-m", "mediafind", "mcp"], env=env
+        )
+        async with Client(server) as client:
+            return await conversation(client)
+
+    for answer in anyio.run(run):
+        message = error_of(answer)
+        assert message.startswith(
+            "mediafind: error: the index's picture model ViT-B-32:laion2b_s34b_b79k: "
+            "its weights are not in the cache"
+        )
+        assert "local-dir:FOLDER" in message
+    assert not log.exists() or log.read_text() == ""
