@@ -53,7 +53,11 @@ def mcp(
     with contextlib.ExitStack() as held:
 
         def open_library() -> Library:
-            store = held.enter_context(Store.open(path, create=False, readonly=True))
-            return Library(store, chosen.for_searching(store))
+            # Kept open once it works; closed again when its models cannot be chosen.
+            with contextlib.ExitStack() as attempt:
+                store = attempt.enter_context(Store.open(path, create=False, readonly=True))
+                library = Library(store, chosen.for_searching(store))
+                held.push(attempt.pop_all())
+            return library
 
         mcp_server.run(open_library)

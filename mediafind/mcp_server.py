@@ -39,6 +39,7 @@ from mcp.server import MCPServer
 from mcp_types import CallToolResult, ImageContent, TextContent, ToolAnnotations
 from pydantic import Field
 
+from mediafind import __version__
 from mediafind import modalities as registry
 from mediafind.errors import MediaError, MediafindError, UsageError
 from mediafind.jsontext import escape_surrogates, json_text
@@ -172,7 +173,10 @@ MaxDuration = Annotated[
 ]
 Limit = Annotated[
     int,
-    Field(description=f"How many results at most (1 to {MAX_RESULTS})."),
+    Field(
+        description=f"How many results at most (1 to {MAX_RESULTS}).",
+        json_schema_extra={"minimum": 1, "maximum": MAX_RESULTS},
+    ),
 ]
 MinScore = Annotated[
     float | None,
@@ -229,7 +233,7 @@ def create_server(library: Callable[[], Library]) -> MCPServer:
     server: MCPServer = MCPServer(
         "mediafind",
         instructions=INSTRUCTIONS,
-        version=_version(),
+        version=__version__,
         log_level="ERROR",
     )
     looks_only = ToolAnnotations(
@@ -251,7 +255,8 @@ def create_server(library: Callable[[], Library]) -> MCPServer:
         thumbnails: Thumbnails = True,
     ) -> CallToolResult:
         def answer() -> list[Any]:
-            found = library().search(
+            opened = library()
+            found = opened.search(
                 query,
                 kinds=kind or (),
                 modalities=modality or (),
@@ -259,7 +264,7 @@ def create_server(library: Callable[[], Library]) -> MCPServer:
                 limit=_limit(limit),
                 min_score=min_score,
             )
-            return _results(library(), *found, thumbnails)
+            return _results(opened, *found, thumbnails)
 
         return _answer(answer)
 
@@ -314,12 +319,6 @@ def run(open_library: Callable[[], Library]) -> None:
     opener = Opener(open_library)
     threading.Thread(target=opener.warm_up, daemon=True).start()
     create_server(opener).run("stdio")
-
-
-def _version() -> str:
-    from mediafind import __version__
-
-    return __version__
 
 
 def _answer(work: Callable[[], list[Any]]) -> CallToolResult:

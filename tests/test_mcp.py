@@ -148,6 +148,10 @@ def test_it_offers_four_read_only_tools_an_assistant_can_follow(indexed: Indexed
         search["properties"]
     )
     assert search["properties"]["kind"]["items"]["enum"] == ["image", "video", "audio"]
+    assert (search["properties"]["limit"]["minimum"], search["properties"]["limit"]["maximum"]) == (
+        1,
+        50,
+    )
     assert "thumbnails" in search["properties"]
     for name, properties in [(n, t.input_schema["properties"]) for n, t in tools.items()]:
         assert all(p.get("description") for p in properties.values()), name
@@ -312,20 +316,39 @@ def test_a_path_outside_the_index_is_refused_and_never_opened(indexed: Indexed):
     assert not after.is_error
 
 
-def test_an_index_that_does_not_exist_is_an_error_for_each_call(indexed: Indexed, tmp_path: Path):
-    missing = tmp_path / "no-such.db"
+def test_an_index_that_does_not_exist_is_an_error_until_it_is_made(
+    indexed: Indexed, tmp_path: Path
+):
+    missing = tmp_path / "later.db"
+    photos = tmp_path / "Later"
+    draw_photo(photos / "purple.jpg", COLORS["purple"])
 
-    async def conversation(client: Client) -> list[CallToolResult]:
-        return [
+    async def conversation(client: Client) -> tuple[list[CallToolResult], CallToolResult]:
+        before = [
             await client.call_tool("status", {}),
-            await client.call_tool("search", {"query": "red"}),
+            await client.call_tool("search", {"query": "purple"}),
         ]
+        assert not missing.exists()  # read-only: nothing created
+        # The person runs their first index while the assistant is open.
+        made = await anyio.to_thread.run_sync(
+            lambda: subprocess.run(
+                cli_argv("index", str(photos), "--db", str(missing), "--no-speech"),
+                env={**indexed.env, "HF_HUB_OFFLINE": "1"},
+                capture_output=True,
+            )
+        )
+        assert made.returncode == 0, made.stderr
+        return before, await client.call_tool("search", {"query": "purple"})
 
-    answers = talk(indexed.env, conversation, "--db", str(missing))
-    for answer in answers:
-        message = error_of(answer)
-        assert message.startswith("mediafind: error: ") and str(missing) in message
-    assert not missing.exists()  # read-only: nothing created
+    # What the command line says, word for word.
+    said = subprocess.run(
+        cli_argv("status", "--db", str(missing)), env=indexed.env, capture_output=True, text=True
+    ).stderr.strip()
+    assert said.startswith("mediafind: error: no index at ")
+    before, after = talk(indexed.env, conversation, "--db", str(missing))
+    for answer in before:
+        assert error_of(answer) == said
+    assert [r["path"] for r in results_of(after)] == [str(photos / "purple.jpg")]
 
 
 def test_the_server_never_writes_the_index(indexed: Indexed):
