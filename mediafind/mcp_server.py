@@ -87,6 +87,9 @@ ARGUMENT_NAMES = {
     "min_score": "min_score",
     "limit": "limit",
     "no_speech": "--no-speech",
+    # The command's own options, in the configuration the assistant starts it with.
+    "db": "--db",
+    "device": "--device",
     # A model error names the option that chooses another (`mcp --model ...`).
     **{m.argument: m.option for m in registry.modalities()},
 }
