@@ -414,14 +414,16 @@ def _results(
 
 
 def _bounded(row: dict[str, Any]) -> dict[str, Any]:
-    def cut(text: str | None) -> str | None:
-        return text if text is None or len(text) <= MAX_TEXT else text[: MAX_TEXT - 3] + "..."
-
     return {
         **row,
-        "text": cut(row["text"]),
-        "moments": [{**moment, "text": cut(moment["text"])} for moment in row["moments"]],
+        "text": _cut(row["text"]),
+        "moments": [{**moment, "text": _cut(moment["text"])} for moment in row["moments"]],
     }
+
+
+def _cut(text: str | None) -> str | None:
+    """At most MAX_TEXT characters, "..." marking a text cut short."""
+    return text if text is None or len(text) <= MAX_TEXT else text[: MAX_TEXT - 3] + "..."
 
 
 def _picture(
@@ -448,7 +450,7 @@ def _transcript(library: Library, record: FileRecord, start: float | None) -> li
     if start is not None:
         phrases = [p for p in phrases if (p.end if p.end is not None else p.start or 0) > start]
     shown = phrases[:MAX_PHRASES]
-    rows = [{"start": p.start, "end": p.end, "text": p.text[:MAX_TEXT]} for p in shown]
+    rows = [{"start": p.start, "end": p.end, "text": _cut(p.text)} for p in shown]
     content: list[Any] = [_text(json_text(rows, indent=2))]
     if len(phrases) > len(shown):
         after = shown[-1].end or shown[-1].start or 0.0

@@ -38,7 +38,13 @@ Everybody ready?
 2
 00:00:04,000 --> 00:00:05,800
 Happy birthday grandma!
+
+3
+00:00:06,500 --> 00:00:09,000
+{LONG}
 """
+# A cue longer than an answer may carry (1,000 characters a text).
+LONG = " ".join(["and then the candles were lit"] * 60) + " thunderous applause"
 SHOTS = [
     Shot(2.0, (220, 30, 30), (250, 250, 250)),
     Shot(2.0, (30, 200, 60), (10, 10, 10)),
@@ -89,7 +95,7 @@ def indexed(tmp_path_factory: pytest.TempPathFactory, tiny_whisper: str) -> Inde
     for name in ("red", "green", "blue", "yellow"):
         draw_photo(library / f"{name}.jpg", COLORS[name], size=(640, 480))
     make_video(library / "party.mp4", SHOTS, size=(160, 96), gop_seconds=2.0)
-    (library / "party.srt").write_text(SRT, encoding="utf-8")
+    (library / "party.srt").write_text(SRT.replace("{LONG}", LONG), encoding="utf-8")
     make_audio(library / "tone.wav", [("tone", 3.0), ("noise", 3.0)])
     outside = root / "outside"
     draw_photo(outside / "secret.jpg", COLORS["red"])
@@ -186,6 +192,7 @@ def test_search_answers_what_search_json_prints(indexed: Indexed):
         assert results_of(answer) == expected, arguments
         assert len(answer.content) == 1  # thumbnails off: the JSON alone
     assert [Path(r["path"]).name for r in results_of(answers[2])] == ["party.mp4"]
+    assert len(LONG) > 1000
     assert results_of(answers[2])[0]["text"] == "Happy birthday grandma!"
     assert len(results_of(answers[3])) == 2
     assert {Path(r["path"]).name for r in results_of(answers[4])} == {"party.mp4", "tone.wav"}
@@ -238,6 +245,22 @@ def test_similar_answers_what_similar_json_prints(indexed: Indexed):
     assert Path(results_of(photos)[0]["path"]).name == "green.jpg"
 
 
+def test_long_texts_are_cut_to_keep_answers_bounded(indexed: Indexed):
+    async def conversation(client: Client) -> CallToolResult:
+        arguments = {"query": "thunderous applause", "modality": ["speech"]}
+        return await client.call_tool("search", {**arguments, "thumbnails": False})
+
+    found = results_of(talk(indexed.env, conversation))
+    full = indexed.cli_json("search", "thunderous applause", "-m", "speech", "--json")
+    assert full[0]["text"] == LONG  # the index holds it whole
+    cut = LONG[:997] + "..."
+    assert len(cut) == 1000
+    assert found == [
+        {**row, "text": cut, "moments": [{**m, "text": cut} for m in row["moments"]]}
+        for row in full
+    ]
+
+
 def test_transcript_and_status(indexed: Indexed):
     party = str(indexed.library / "party.mp4")
 
@@ -249,11 +272,16 @@ def test_transcript_and_status(indexed: Indexed):
         ]
 
     whole, later, status = talk(indexed.env, conversation)
+    cut = LONG[:997] + "..."
     assert results_of(whole) == [
         {"start": 0.5, "end": 2.0, "text": "Everybody ready?"},
         {"start": 4.0, "end": 5.8, "text": "Happy birthday grandma!"},
+        {"start": 6.5, "end": 9.0, "text": cut},
     ]
-    assert results_of(later) == [{"start": 4.0, "end": 5.8, "text": "Happy birthday grandma!"}]
+    assert results_of(later) == [
+        {"start": 4.0, "end": 5.8, "text": "Happy birthday grandma!"},
+        {"start": 6.5, "end": 9.0, "text": cut},
+    ]
     info = json.loads(text_of(status))
     expected = indexed.cli_json("status", "--json")
     assert info["files"] == expected["files"] == {"image": 4, "video": 1, "audio": 1}
