@@ -261,6 +261,38 @@ def test_long_texts_are_cut_to_keep_answers_bounded(indexed: Indexed):
     ]
 
 
+def test_a_long_transcript_comes_in_parts(tmp_path: Path, tiny_whisper: str):
+    """1,205 phrases: the first 1,000, then the rest from where the answer says."""
+
+    def at(millis: int) -> str:
+        return f"00:00:{millis // 1000:02d},{millis % 1000:03d}"
+
+    cues = [f"{n}\n{at(3 * n)} --> {at(3 * n + 2)}\nline {n}\n" for n in range(1, 1206)]
+    library = tmp_path / "Talks"
+    make_video(library / "talk.mp4", [Shot(4.0, COLORS["blue"])], size=(160, 96))
+    (library / "talk.srt").write_text("\n".join(cues), encoding="utf-8")
+    env = environment(tmp_path, tiny_whisper)
+    done = subprocess.run(
+        cli_argv("index", str(library), "--no-text", "--no-audio"),
+        env={**env, "HF_HUB_OFFLINE": "1"},
+        capture_output=True,
+    )
+    assert done.returncode == 0, done.stderr
+    path = str(library / "talk.mp4")
+
+    async def conversation(client: Client) -> list[CallToolResult]:
+        first = await client.call_tool("transcript", {"path": path})
+        note = first.content[1].text  # type: ignore[union-attr]
+        start = float(note.rsplit("start=", 1)[1])
+        return [first, await client.call_tool("transcript", {"path": path, "start": start})]
+
+    first, rest = talk(env, conversation)
+    assert [row["text"] for row in results_of(first)] == [f"line {n}" for n in range(1, 1001)]
+    assert first.content[1].text == "205 more phrases: call again with start=3.002"  # type: ignore[union-attr]
+    assert [row["text"] for row in results_of(rest)] == [f"line {n}" for n in range(1001, 1206)]
+    assert len(rest.content) == 1
+
+
 def test_transcript_and_status(indexed: Indexed):
     party = str(indexed.library / "party.mp4")
 
