@@ -46,18 +46,14 @@ def mcp(
             f"{INSTALL_HINT}"
         ) from None
     from mediafind.db import Store
-    from mediafind.library import Library
+    from mediafind.library import Library, ModelsWhenNeeded
 
     chosen = _Models(db, model, audio_model, speech_model, text_model, device)
     path = config.resolve_db_path(db)
     with contextlib.ExitStack() as held:
 
         def open_library() -> Library:
-            # Kept open once it works; closed again when its models cannot be chosen.
-            with contextlib.ExitStack() as attempt:
-                store = attempt.enter_context(Store.open(path, create=False, readonly=True))
-                library = Library(store, chosen.for_searching(store))
-                held.push(attempt.pop_all())
-            return library
+            store = held.enter_context(Store.open(path, create=False, readonly=True))
+            return Library(store, ModelsWhenNeeded(lambda: chosen.for_searching(store)))
 
         mcp_server.run(open_library)

@@ -11,7 +11,7 @@ from __future__ import annotations
 import contextlib
 import os
 import threading
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, cast
 
@@ -30,6 +30,31 @@ MAX_LIMIT = 500
 
 class NotServed(MediafindError):
     """A file a server will not give out: not in the index, gone, or changed."""
+
+
+class ModelsWhenNeeded(Mapping[str, "Model"]):
+    """The query models, chosen at the first search rather than when the
+    index opens: what needs no model (the index's status) answers even when
+    none can be chosen yet (an index with nothing searchable in it). A choice
+    that fails is tried again at the next search."""
+
+    def __init__(self, choose: Callable[[], Mapping[str, Model]]) -> None:
+        self._choose = choose
+        self._models: Mapping[str, Model] | None = None
+
+    def _chosen(self) -> Mapping[str, Model]:
+        if self._models is None:
+            self._models = self._choose()
+        return self._models
+
+    def __getitem__(self, name: str) -> Model:
+        return self._chosen()[name]
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self._chosen())
+
+    def __len__(self) -> int:
+        return len(self._chosen())
 
 
 @dataclass

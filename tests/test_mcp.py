@@ -293,6 +293,35 @@ def test_a_long_transcript_comes_in_parts(tmp_path: Path, tiny_whisper: str):
     assert len(rest.content) == 1
 
 
+def test_status_lists_the_first_20_failures_and_counts_the_rest(tmp_path: Path, tiny_whisper: str):
+    library = tmp_path / "Broken"
+    library.mkdir()
+    for number in range(23):
+        (library / f"broken-{number:02d}.jpg").write_bytes(b"\xff\xd8 not really")
+    env = environment(tmp_path, tiny_whisper)
+    done = subprocess.run(
+        cli_argv("index", str(library)), env={**env, "HF_HUB_OFFLINE": "1"}, capture_output=True
+    )
+    assert b"23 failed" in done.stderr, done.stderr
+
+    async def conversation(client: Client) -> tuple[CallToolResult, CallToolResult]:
+        return await client.call_tool("search", {"query": "x"}), await client.call_tool("status")
+
+    searched, answer = talk(env, conversation)
+    # Nothing to search in yet, but what the index holds is there to see.
+    assert error_of(searched).endswith("is empty; add media with: mediafind index FOLDER")
+    assert not answer.is_error, text_of(answer)
+    listed = json.loads(text_of(answer))["failed"]
+    everything = json.loads(
+        subprocess.run(cli_argv("status", "--json"), env=env, capture_output=True).stdout
+    )["failed"]
+    assert len(everything) == 23
+    assert listed == everything[:20]
+    assert [block.text for block in answer.content[1:]] == [  # type: ignore[union-attr]
+        "3 more failed files not listed"
+    ]
+
+
 def test_transcript_and_status(indexed: Indexed):
     party = str(indexed.library / "party.mp4")
 
