@@ -755,4 +755,4 @@ def main() -> None:
 
 
 # Commands defined in their own modules register on `app` when imported.
-from mediafind import cli_view  # noqa: E402, F401
+from mediafind import cli_mcp, cli_view  # noqa: E402, F401

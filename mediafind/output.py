@@ -6,7 +6,6 @@ Data goes to stdout; progress, warnings and summaries go to stderr, so that
 
 from __future__ import annotations
 
-import json
 import os
 import re
 import shlex
@@ -33,6 +32,7 @@ from rich.style import Style
 from rich.table import Table
 from rich.text import Text
 
+from mediafind.jsontext import json_text
 from mediafind.timecodes import format_time
 
 if TYPE_CHECKING:
@@ -86,17 +86,6 @@ def _write_exact(out: IO[str], text: str) -> None:
     out.flush()
     buffer.write(data)
     buffer.flush()
-
-
-def json_text(value: Any, *, indent: int | None = None) -> str:
-    """JSON for scripts, always valid UTF-8: a name that is not UTF-8 carries
-    each undecodable byte as a `\\udcXX` escape (Python's surrogateescape), so
-    `os.fsencode(json.loads(line)["path"])` gives back the exact name."""
-    text = json.dumps(value, ensure_ascii=False, indent=indent)
-    return _SURROGATE.sub(lambda m: f"\\u{ord(m.group()):04x}", text)
-
-
-_SURROGATE = re.compile("[\ud800-\udfff]")
 
 
 def _human_bytes(count: int) -> str:

@@ -52,12 +52,10 @@ import secrets
 import socket
 import sys
 import tempfile
-import threading
-from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass
+from collections.abc import Callable, Sequence
 from importlib import resources
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, cast
+from typing import TYPE_CHECKING, Any
 from urllib.parse import parse_qsl, quote, urlencode
 
 import anyio.to_thread
@@ -68,19 +66,18 @@ from starlette.routing import Route
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from mediafind import config
-from mediafind.db import FileRecord, Store
+from mediafind.db import FileRecord
 from mediafind.errors import MediaError, MediafindError, UsageError, one_line
-from mediafind.thumbnails import cache_for, cache_key, thumbnail
+from mediafind.library import Library, NotServed
+from mediafind.thumbnails import cache_key
 
 if TYPE_CHECKING:
-    from mediafind.modalities import Embedder, Model
+    from mediafind.modalities import Example
     from mediafind.query import SearchResult
 
 # Bytes read from a media file per step: large enough that a video streams
 # with few system calls, small enough that a seek answers at once.
 CHUNK = 512 * 1024
-# Results per search at most, whatever the page asks.
-MAX_LIMIT = 500
 IDS_HEADER = "X-Mediafind-Ids"
 THUMBNAILS_HEADER = "X-Mediafind-Thumbnails"
 # A thumbnail's address names the content it shows (its hash), so a browser
@@ -142,131 +139,52 @@ _PARAMETER_NAMES = {
 }
 
 
-class NotServed(MediafindError):
-    """A file the server will not send: not in the index, gone, or changed."""
+def search_page(
+    library: Library, params: Sequence[tuple[str, str]]
+) -> tuple[list[SearchResult], list[FileRecord | None]]:
+    """The results for the page's parameters, and each one's indexed file.
+    Folders (`in`) are relative to the indexed folders, not to where the
+    server was started."""
+    from mediafind.query import indexed_folders, make_filters
+
+    values: dict[str, list[str]] = {}
+    for name, value in params:
+        if value.strip():
+            values.setdefault(name, []).append(value.strip())
+
+    def one(name: str) -> str | None:
+        found = values.get(name)
+        return found[-1] if found else None
+
+    with library.lock:  # resolving a folder reads the index
+        folders = indexed_folders(library.store, values.get("in", []))
+    filters = make_filters(
+        folders=folders,
+        since=one("since"),
+        until=one("until"),
+        min_duration=one("min_duration"),
+        max_duration=one("max_duration"),
+    )
+    return library.search(
+        one("q"),
+        like=[_example(library, spec) for spec in values.get("like", [])],
+        kinds=values.get("type", []),
+        modalities=values.get("modality", []),
+        filters=filters,
+        limit=_number(one("limit"), "limit", int) or None,
+        min_score=_number(one("min_score"), "min_score", float),
+    )
 
 
-@dataclass
-class Library:
-    """What the requests share: the index, its query models (loaded once, on
-    the first search), and the thumbnail cache. The index's connection and
-    the models are used by one request at a time; decoding thumbnails runs
-    beside them, at most one per core."""
-
-    store: Store
-    models: Mapping[str, Model]
-
-    def __post_init__(self) -> None:
-        self.thumbnails = cache_for(self.store)
-        self.lock = threading.Lock()
-        self.decoders = threading.BoundedSemaphore(config.usable_cores())
-
-    def info(self) -> dict[str, Any]:
-        from mediafind import modalities as registry
-
-        with self.lock:
-            counts = self.store.counts_by_kind()
-            roots = self.store.roots()
-            last = self.store.last_indexed_at()
-        # What `mediafind status` shows of the index, and no more: the
-        # start page says what can be searched, and since when.
-        return {
-            "index": str(self.store.path),
-            "kinds": registry.kinds(),
-            "modalities": list(self.models),
-            "files": counts,
-            "folders": [root.path for root in roots],
-            "roots": [{"path": r.path, "last_indexed_at": r.last_indexed_at} for r in roots],
-            "last_indexed_at": last,
-            "limit": config.resolve_limit(None),
-            "max_limit": MAX_LIMIT,
-        }
-
-    def warm_up(self) -> None:
-        """Load the query models now, so the first search is as quick as the next."""
-        from mediafind import modalities as registry
-        from mediafind.modalities import VectorModality
-
-        with self.lock:
-            for name, model in self.models.items():
-                if isinstance(registry.get(name), VectorModality):
-                    # A model that cannot load says why at the first search,
-                    # on the page, where the person is looking.
-                    with contextlib.suppress(Exception):
-                        cast("Embedder", model).embed_texts(["a photo"])
-
-    def search(
-        self, params: Sequence[tuple[str, str]]
-    ) -> tuple[list[SearchResult], list[FileRecord | None]]:
-        """The results for the page's parameters, and each one's indexed file.
-        Folders (`in`) are relative to the indexed folders, not to where the
-        server was started."""
-        from mediafind.query import DEFAULT_LIKE_WEIGHT, indexed_folders, make_filters, search
-
-        values: dict[str, list[str]] = {}
-        for name, value in params:
-            if value.strip():
-                values.setdefault(name, []).append(value.strip())
-
-        def one(name: str) -> str | None:
-            found = values.get(name)
-            return found[-1] if found else None
-
-        text = one("q")
-        limit = _number(one("limit"), "limit", int) or config.resolve_limit(None)
-        with self.lock:
-            filters = make_filters(
-                folders=indexed_folders(self.store, values.get("in", [])),
-                since=one("since"),
-                until=one("until"),
-                min_duration=one("min_duration"),
-                max_duration=one("max_duration"),
-            )
-            like = [self._example(spec) for spec in values.get("like", [])]
-            results = search(
-                self.store,
-                text,
-                self.models,
-                like=like,
-                like_weight=DEFAULT_LIKE_WEIGHT if text else 1.0,
-                min_score=_number(one("min_score"), "min_score", float),
-                limit=min(limit, MAX_LIMIT),
-                kinds=values.get("type", []),
-                modalities=values.get("modality", []),
-                filters=filters,
-            )
-            records = self.store.files_at([result.path for result in results])
-        return results, [records.get(result.path) for result in results]
-
-    def _example(self, spec: str) -> Any:
-        """`ID` or `ID@SECONDS`: an indexed file (or a moment of it) as an example."""
-        from mediafind.modalities import Example
-
-        head, _, at = spec.partition("@")
-        file_id = _number(head, "like", int)
-        record = self.store.file_by_id(file_id) if 0 < file_id < 2**63 else None
-        if record is None:
-            raise UsageError(f"{{argument}} {spec}: no such file in the index", argument="like")
-        if not os.path.isfile(record.path):
-            raise UsageError(
-                f"{{argument}} {record.path}: no longer on disk (deleted since it was indexed)",
-                argument="like",
-            )
-        return Example(record.path, _number(at, "like", float) if at else None)
-
-    def file(self, file_id: int) -> FileRecord:
-        if not 0 < file_id < 2**63:  # SQLite's integers
-            raise NotServed("no such file in the index")
-        with self.lock:
-            record = self.store.file_by_id(file_id)
-        if record is None or record.status == "failed":
-            raise NotServed("no such file in the index")
-        return record
-
-    def thumbnail(self, record: FileRecord, time: float | None) -> bytes:
-        """A thumbnail's JPEG, made by at most one thread per core."""
-        with self.decoders:
-            return thumbnail(record, time, self.thumbnails)
+def _example(library: Library, spec: str) -> Example:
+    """`ID` or `ID@SECONDS`: an indexed file (or a moment of it) as an example."""
+    head, _, at = spec.partition("@")
+    file_id = _number(head, "like", int)
+    with library.lock:
+        record = library.store.file_by_id(file_id) if 0 < file_id < 2**63 else None
+    if record is None:
+        raise UsageError(f"{{argument}} {spec}: no such file in the index", argument="like")
+    return library.example(record, _number(at, "like", float) if at else None)
 
 
 def thumbnail_address(result: SearchResult, record: FileRecord | None) -> str:
@@ -554,7 +472,7 @@ def create_app(library: Library, token: str, hosts: frozenset[str], cookie: str)
 
     def search(request: Request) -> Response:
         try:
-            results, records = library.search(request.query_params.multi_items())
+            results, records = search_page(library, request.query_params.multi_items())
         except MediafindError as error:
             return _error(400, error.worded(_PARAMETER_NAMES))
         # What `mediafind search --json` prints, written by the same function.
