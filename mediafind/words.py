@@ -75,6 +75,9 @@ STEM = 0.9
 VARIANT = 0.8
 SUBSTRING = 0.7
 NEAR = 0.6
+# A snippet shows about this many characters around the matched words: a
+# line of the table, not a whole invoice page.
+SNIPPET_CHARS = 120
 # Chances below this are all "certainly not by chance" (a z-score of 37).
 _TINY = 1e-300
 
@@ -767,3 +770,64 @@ def highlight_spans(text: str, query: str) -> list[tuple[int, int]]:
             spans.append((at, at + len(needle)))
             at = folded.find(needle, at + len(needle))
     return sorted(spans)
+
+
+@dataclass(frozen=True)
+class Snippet:
+    """The words around where a segment matched, on one row (a block's lines
+    joined with ` / `, as output shows them), and where the matched words are
+    in it: (start, end) character spans."""
+
+    text: str
+    marks: tuple[tuple[int, int], ...] = ()
+
+
+def snippet(text: str, spans: Sequence[tuple[int, int]], width: int = SNIPPET_CHARS) -> Snippet:
+    """A row of at most about `width` characters of `text` around the most of
+    the matched `spans` (the whole text when short enough), cut at spaces,
+    with "…" where it was cut."""
+    row, marks = _one_row(text, spans)
+    if len(row) <= width:
+        return Snippet(row, tuple(marks))
+    context = width // 5
+    start = 0
+    if marks:
+
+        def covered(left: int) -> int:
+            return sum(1 for s, e in marks if s >= left - context and e <= left - context + width)
+
+        anchor = max((s for s, _ in marks), key=lambda s: (covered(s), -s))
+        start = min(max(0, anchor - context), len(row) - width)
+    end = min(len(row), start + width)
+    if start > 0:
+        space = row.find(" ", start, start + context)
+        start = space + 1 if space >= 0 else start
+    if end < len(row):
+        space = row.rfind(" ", end - context, end)
+        end = space if space > start else end
+    head = "…" if start > 0 else ""
+    tail = "…" if end < len(row) else ""
+    shift = len(head) - start
+    inside = tuple((s + shift, e + shift) for s, e in marks if s >= start and e <= end)
+    return Snippet(head + row[start:end].strip() + tail, inside)
+
+
+def _one_row(text: str, spans: Sequence[tuple[int, int]]) -> tuple[str, list[tuple[int, int]]]:
+    """`text` with its lines joined by ` / `, and `spans` moved to match."""
+    row = ""
+    marks: list[tuple[int, int]] = []
+    for line in re.finditer(r"[^\r\n]+", text):
+        content = line.group()
+        lead = len(content) - len(content.lstrip())
+        content = content.strip()
+        if not content:
+            continue
+        if row:
+            row += " / "
+        begin = line.start() + lead
+        shift = len(row) - begin
+        for s, e in spans:
+            if begin <= s < begin + len(content):
+                marks.append((s + shift, min(e, begin + len(content)) + shift))
+        row += content
+    return row, sorted(marks)
