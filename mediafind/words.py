@@ -317,10 +317,19 @@ def _look_up(store: Store, space: Space, term: Term) -> _Found:
         found.held |= store.with_substring(space, substring)
     if _near_spelling_ok(term):
         # One edit leaves the first or the last half of a word intact, and
-        # halves of three letters or more are what the trigram index finds.
-        half = max(3, len(term.joined) // 2)
-        for piece in (term.joined[:half], term.joined[-half:]):
-            found.maybe |= store.with_substring(space, piece)
+        # halves of three letters or more are what the trigram index finds;
+        # of those segments, the ones holding the word with a letter
+        # changed, dropped or added (LIKE's `_` is any one character).
+        word = term.joined
+        half = max(3, len(word) // 2)
+        patterns = {
+            f"%{word[:at]}{middle}{word[at + skip :]}%"
+            for at in range(len(word) + 1)
+            for middle, skip in (("_", 1), ("", 1), ("_", 0))
+            if at + skip <= len(word)
+        }
+        pieces = (word[:half], word[-half:])
+        found.maybe = store.with_near_spelling(space, pieces, sorted(patterns))
     return found
 
 
