@@ -63,8 +63,10 @@ ORDER_NUDGE = 0.05
 # cannot tell a rare word from a common one, above it it can.
 PRIOR_SEGMENTS = 100
 # A near spelling is looked for from this many letters: in shorter words one
-# letter makes another common word (`house`, `horse`).
-NEAR_SPELLING_FROM = 6
+# letter makes another common word (`cat`, `car`). Five letters still collide
+# (`house`, `horse`) but scores below the word itself, and Whisper's slips
+# are often there (`launch` for `lunch`, measured by bench/words_ranking.py).
+NEAR_SPELLING_FROM = 5
 # The share of its weight a word that carries no meaning alone keeps.
 STOP_SHARE = 0.5
 # The share of a word's weight each form of match keeps: the word itself,
@@ -317,9 +319,10 @@ def _look_up(store: Store, space: Space, term: Term) -> _Found:
         found.held |= store.with_substring(space, substring)
     if _near_spelling_ok(term):
         # One edit leaves the first or the last half of a word intact, and
-        # halves of three letters or more are what the trigram index finds;
-        # of those segments, the ones holding the word with a letter
-        # changed, dropped or added (LIKE's `_` is any one character).
+        # halves of three letters or more are what the trigram index finds
+        # (in a word of five, three letters overlap the middle one: a slip
+        # there is not found); of those segments, the ones holding the word
+        # with a letter changed, dropped or added (LIKE's `_`: any one).
         word = term.joined
         half = max(3, len(word) // 2)
         patterns = {

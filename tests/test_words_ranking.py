@@ -156,6 +156,16 @@ def test_one_letter_misheard_still_finds_the_phrase_below_the_exact_one(db_path:
     assert found[0][1] > found[1][1]
 
 
+def test_a_five_letter_word_misheard_is_found(db_path: Path):
+    # What Whisper tiny.en wrote for "a packed lunch" in the words bench.
+    phrases = ["bring a packed launch", "bring a packed lunch", "bring a packed bag"]
+    said(db_path, phrases)
+    # Both words; both, one with a letter added; one of the two.
+    found = ranked(db_path, "packed lunch")
+    assert [text for text, _ in found] == [phrases[1], phrases[0], phrases[2]]
+    assert found[0][1] > found[1][1] > found[2][1] + 1.0
+
+
 # Words beside pictures: the default search -----------------------------------
 
 
