@@ -1354,6 +1354,22 @@ class Store:
             )
         return {int(row[0]) for row in rows}
 
+    def with_near_spelling(
+        self, space: Space, pieces: Sequence[str], patterns: Sequence[str]
+    ) -> set[int]:
+        """Segments of a words space whose folded text holds one of `pieces`
+        (three characters or more, through the trigram index) and is LIKE
+        one of `patterns` (checked on those only)."""
+        match = " OR ".join('"' + piece.replace('"', '""') + '"' for piece in pieces)
+        like = " OR ".join("w.folded LIKE ?" for _ in patterns)
+        rows = self.conn.execute(
+            "SELECT w.segment_id FROM words_trigram "
+            "JOIN segment_words w ON w.segment_id = words_trigram.rowid "
+            f"WHERE words_trigram MATCH ? AND w.space_id = ? AND ({like})",
+            (match, space.id, *patterns),
+        )
+        return {int(row[0]) for row in rows}
+
     def word_hits(
         self, segment_ids: Iterable[int], filters: Filters | None = None
     ) -> list[SegmentHit]:

@@ -391,14 +391,19 @@ def summary_line(summary: IndexSummary, *, interrupted: bool = False) -> str:
     return line
 
 
-def _words(text: str, query: str | None) -> Text:
-    """A matched phrase for the table, the query's words in bold."""
+def _words(result: SearchResult, query: str | None) -> Text:
+    """A result's matched words for the table, around where they matched (the
+    library's snippet), those words in bold."""
     from mediafind.words import highlight_spans
 
-    text = one_row(text)
+    if result.snippet is not None:
+        text, marks = result.snippet.text, list(result.snippet.marks)
+    else:
+        text = one_row(result.text or "")
+        marks = highlight_spans(text, query) if query else []
     shown = Text(f"“{printable(text)}”", style="italic")
-    if query and len(printable(text)) == len(text):
-        for start, end in highlight_spans(text, query):
+    if len(printable(text)) == len(text):
+        for start, end in marks:
             shown.stylize("bold", start + 1, end + 1)
     return shown
 
@@ -436,7 +441,7 @@ def print_results_table(
             path.stylize(Style(link=Path(result.path).as_uri()))
         if result.text is not None:
             path.append("\n")
-            path.append_text(_words(result.text, query))
+            path.append_text(_words(result, query))
         table.add_row(*cells, path)
     if console.is_terminal:
         console.print(table)
@@ -639,7 +644,8 @@ def format_result(
         "end": "" if result.end is None else f"{result.end:.1f}",
         "modality": result.modality,
         "rank": str(rank),
-        "text": one_row(result.text or ""),
+        # Around where the words matched: a line, not a whole page of text.
+        "text": result.snippet.text if result.snippet else one_row(result.text or ""),
     }
 
     def formatted(field: str, spec: str) -> str:

@@ -34,7 +34,7 @@ from mediafind.modalities import Example, Modality, Model, VectorModality, Words
 from mediafind.modalities.base import mean_direction
 from mediafind.scan import canonical_path, kind_by_extension
 from mediafind.timecodes import parse_time
-from mediafind.words import word_matches
+from mediafind.words import Snippet, snippet, word_matches
 
 if TYPE_CHECKING:
     import numpy as np
@@ -79,6 +79,8 @@ class Moment:
     modality: str
     # The words matched: what is said (speech) or written (text); None else.
     text: str | None = None
+    # Those words around where they matched, for people (not in JSON).
+    snippet: Snippet | None = field(default=None, compare=False)
 
 
 @dataclass(frozen=True)
@@ -94,6 +96,8 @@ class SearchResult:
     moments: list[Moment] = field(default_factory=list)
     # The best moment's matched words (speech, text); None otherwise.
     text: str | None = None
+    # Those words around where they matched, for people (not in JSON).
+    snippet: Snippet | None = field(default=None, compare=False)
 
     def to_dict(self) -> dict[str, Any]:
         """The JSON contract: exactly these keys, in this order."""
@@ -104,7 +108,10 @@ class SearchResult:
             "start": self.start,
             "end": self.end,
             "modality": self.modality,
-            "moments": [asdict(moment) for moment in self.moments],
+            "moments": [
+                {key: value for key, value in asdict(moment).items() if key != "snippet"}
+                for moment in self.moments
+            ],
             "text": self.text,
         }
 
@@ -233,6 +240,8 @@ def _same_shot(a: SegmentHit, b: SegmentHit) -> bool:
 class _Scored:
     hit: SegmentHit
     score: float
+    # Where the query's words are in the hit's text (words modalities).
+    spans: tuple[tuple[int, int], ...] = ()
 
 
 def _moments(scored: Sequence[_Scored]) -> list[Moment]:
@@ -244,18 +253,22 @@ def _moments(scored: Sequence[_Scored]) -> list[Moment]:
             runs[-1].append(item)
         else:
             runs.append([item])
-    moments = [
-        Moment(
-            start=run[0].hit.start,
-            end=max(s.hit.end or 0.0 for s in run) if run[-1].hit.end is not None else None,
-            score=max(s.score for s in run),
-            modality=run[0].hit.modality,
-            text=max(run, key=lambda s: s.score).hit.text,
-        )
-        for run in runs
-    ]
+    moments = [_moment(run) for run in runs]
     moments.sort(key=lambda moment: moment.score, reverse=True)
     return moments
+
+
+def _moment(run: Sequence[_Scored]) -> Moment:
+    best = max(run, key=lambda s: s.score)
+    text = best.hit.text
+    return Moment(
+        start=run[0].hit.start,
+        end=max(s.hit.end or 0.0 for s in run) if run[-1].hit.end is not None else None,
+        score=best.score,
+        modality=run[0].hit.modality,
+        text=text,
+        snippet=snippet(text, best.spans) if text is not None else None,
+    )
 
 
 def _overlap(a: Moment, b: Moment) -> bool:
@@ -268,13 +281,13 @@ def _overlap(a: Moment, b: Moment) -> bool:
     return a.start < b.end and b.start < a.end  # type: ignore[operator]
 
 
-def _words_at(best: Moment, moments: Sequence[Moment]) -> str | None:
-    """The words matched at the best moment: its own, else those of the best
-    words moment at the same time (a photo that matches by both its picture
-    and its text shows the text)."""
+def _words_at(best: Moment, moments: Sequence[Moment]) -> Moment | None:
+    """The moment whose words were matched at the best moment: itself, else
+    the best words moment at the same time (a photo that matches by both its
+    picture and its text shows the text)."""
     if best.text is not None:
-        return best.text
-    return next((m.text for m in moments if m.text is not None and _overlap(best, m)), None)
+        return best
+    return next((m for m in moments if m.text is not None and _overlap(best, m)), None)
 
 
 def combined_score(scores: Sequence[float]) -> float:
@@ -310,10 +323,13 @@ def _result(scored: Sequence[_Scored]) -> SearchResult:
     moments = _moments(scored)
     best = moments[0]
     score = max(best.score, _fused(moments))
+    words = _words_at(best, moments)
+    text, shown = (words.text, words.snippet) if words is not None else (None, None)
     if first.kind == "image":
-        text = _words_at(best, moments)
         moments = [m for m in moments if m.text is not None][:MAX_MOMENTS]
-        return SearchResult(first.path, "image", score, None, None, best.modality, moments, text)
+        return SearchResult(
+            first.path, "image", score, None, None, best.modality, moments, text, shown
+        )
     return SearchResult(
         first.path,
         first.kind,
@@ -322,7 +338,8 @@ def _result(scored: Sequence[_Scored]) -> SearchResult:
         best.end,
         best.modality,
         moments[:MAX_MOMENTS],
-        _words_at(best, moments),
+        text,
+        shown,
     )
 
 
@@ -640,7 +657,8 @@ def search(
         searched_words = searched_words or matches.searched
         for hit, score in matches.scored:
             if hit.path not in exclude:
-                by_file.setdefault(hit.file_id, []).append(_Scored(hit, score))
+                spans = tuple(matches.spans.get(hit.segment_id, ()))
+                by_file.setdefault(hit.file_id, []).append(_Scored(hit, score, spans))
     if not vectors and not searched_words:
         raise UsageError(
             "nothing in the index to compare with: the examples' kind of media "
@@ -682,6 +700,7 @@ def _above(result: SearchResult, min_score: float) -> SearchResult:
         result.modality,
         moments or result.moments[:1],
         result.text,
+        result.snippet,
     )
 
 

@@ -44,6 +44,7 @@ import hmac
 import html
 import io
 import ipaddress
+import json
 import logging
 import mimetypes
 import os
@@ -80,6 +81,7 @@ if TYPE_CHECKING:
 CHUNK = 512 * 1024
 IDS_HEADER = "X-Mediafind-Ids"
 THUMBNAILS_HEADER = "X-Mediafind-Thumbnails"
+WORDS_HEADER = "X-Mediafind-Words"
 # A thumbnail's address names the content it shows (its hash), so a browser
 # may keep it: the address changes when the file does.
 KEEP_THUMBNAIL = "private, max-age=31536000, immutable"
@@ -195,6 +197,19 @@ def thumbnail_address(result: SearchResult, record: FileRecord | None) -> str:
     # To the millisecond, as the cache names it (a frame lasts 17 ms or more).
     query = f"t={round(result.start or 0.0, 3)!r}&" if record.kind == "video" else ""
     return f"/thumb/{record.id}?{query}v={_version(record)}"
+
+
+def _snippet(result: SearchResult) -> dict[str, Any] | None:
+    """A result's snippet for the page, its marks counted as JavaScript counts
+    characters (UTF-16 units: an emoji is two)."""
+    if result.snippet is None:
+        return None
+    text = result.snippet.text
+
+    def units(at: int) -> int:
+        return len(text[:at].encode("utf-16-le")) // 2
+
+    return {"text": text, "marks": [[units(s), units(e)] for s, e in result.snippet.marks]}
 
 
 def _version(record: FileRecord) -> str:
@@ -483,7 +498,12 @@ def create_app(library: Library, token: str, hosts: frozenset[str], cookie: str)
         return Response(
             body.getvalue(),
             media_type="application/json",
-            headers={IDS_HEADER: ids, THUMBNAILS_HEADER: pictures, "Cache-Control": "no-store"},
+            headers={
+                IDS_HEADER: ids,
+                THUMBNAILS_HEADER: pictures,
+                WORDS_HEADER: json.dumps([_snippet(result) for result in results]),
+                "Cache-Control": "no-store",
+            },
         )
 
     def thumb(request: Request) -> Response:

@@ -2,7 +2,8 @@
 // from the internet. What is shown comes from /api/search, whose body is the
 // JSON of `mediafind search --json`; the X-Mediafind-Ids header gives each
 // result's index id, which is how files are asked for, and
-// X-Mediafind-Thumbnails the address of its picture ("" for a recording).
+// X-Mediafind-Thumbnails the address of its picture ("" for a recording),
+// X-Mediafind-Words its words around where they matched (JSON).
 // Names from the library are only ever set as text, never as HTML.
 "use strict";
 
@@ -216,6 +217,8 @@ async function run(params) {
   const results = await response.json();
   const ids = (response.headers.get("X-Mediafind-Ids") || "").split(",").map(Number);
   const pictures = (response.headers.get("X-Mediafind-Thumbnails") || "").split(",");
+  const snippets = JSON.parse(response.headers.get("X-Mediafind-Words") || "[]");
+  results.forEach((result, index) => { result.snippet = snippets[index] || null; });
   if (ticket !== searching) return;
   grid.replaceChildren(...results.map((result, index) => card(result, ids[index], pictures[index], index)));
   offerMore(asked, results.length);
@@ -262,6 +265,20 @@ function momentChips(moments) {
   return [...chips].sort((a, b) => a[1].start - b[1].start);
 }
 
+// A result's words around where they matched, those words marked.
+function words(result) {
+  const quote = element("blockquote", "words");
+  const shown = result.snippet ? result.snippet.text : result.text;
+  let at = 0;
+  quote.append("“");
+  for (const [start, end] of result.snippet ? result.snippet.marks : []) {
+    quote.append(shown.slice(at, start), element("mark", "", shown.slice(start, end)));
+    at = end;
+  }
+  quote.append(shown.slice(at), "”");
+  return quote;
+}
+
 function card(result, id, thumbnail, index) {
   const node = element("article", `card ${result.kind}`);
   const name = baseName(result.path);
@@ -291,7 +308,7 @@ function card(result, id, thumbnail, index) {
   title.title = result.path;
   about.append(title);
   about.append(element("p", "facts", `${result.score.toFixed(2)} · ${matched(result)}`));
-  if (result.text) about.append(element("blockquote", "words", `“${result.text}”`));
+  if (result.text) about.append(words(result));
   // The moments in the order they happen; the best one marked.
   const moments = result.moments.filter((m) => m.start !== null);
   const chips = momentChips(moments);
