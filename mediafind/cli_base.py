@@ -24,7 +24,7 @@ from typing import Annotated, Any
 import typer
 from typer.core import TyperArgument, TyperGroup
 
-from mediafind import config
+from mediafind import config, scan
 from mediafind import modalities as registry
 from mediafind.errors import IndexInterruptedError, MediafindError
 
@@ -175,7 +175,11 @@ def choice_parser(names: list[str], aliases: dict[str, str] | None = None) -> An
 
 
 def _alias_of(name: str, aliases: dict[str, str]) -> str | None:
-    return next((alias for alias, target in aliases.items() if target == name), None)
+    """The first other word for `name` (not its plural), for messages."""
+    return next(
+        (alias for alias, target in aliases.items() if target == name and alias != name + "s"),
+        None,
+    )
 
 
 def number_parser(low: float | None = None, high: float | None = None, whole: bool = False) -> Any:
@@ -203,9 +207,9 @@ def number_parser(low: float | None = None, high: float | None = None, whole: bo
     return parse
 
 
-# Choices come from the registry: a new modality or kind needs no edit here.
-# People call pictures photos (so does the README): both are accepted.
-KIND_ALIASES = {"photo": "image", "photos": "image", "picture": "image"}
+# Choices come from the registry: a new modality or kind needs no edit here;
+# what people call the kinds (photo, recording) comes from the library.
+KIND_ALIASES = scan.KIND_ALIASES
 KINDS = registry.kinds()
 # The kinds `duplicates` compares: those with pictures.
 PICTURE_KINDS = [kind for kind in KINDS if kind in ("image", "video")]

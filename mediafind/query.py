@@ -32,7 +32,7 @@ from mediafind.db import KNN_MAX_K, Filters, SegmentHit, Space, Store
 from mediafind.errors import IndexEmptyError, ModelMismatchError, UsageError
 from mediafind.modalities import Example, Modality, Model, VectorModality, WordsModality
 from mediafind.modalities.base import mean_direction
-from mediafind.scan import canonical_path, kind_by_extension
+from mediafind.scan import canonical_path, kind_by_extension, kind_named
 from mediafind.timecodes import parse_time
 from mediafind.words import Snippet, snippet, word_matches
 
@@ -579,7 +579,9 @@ def _check_arguments(
     for kind in kinds or ():
         if kind not in known:
             raise UsageError(
-                f"{{argument}} {kind!r}: expected one of {', '.join(known)}", argument="kinds"
+                f"{{argument}} {kind!r}: expected one of {', '.join(known)} (photo is image, "
+                "recording is audio)",
+                argument="kinds",
             )
     for name in modalities or ():
         registry.get(name)  # refuses an unknown name
@@ -613,6 +615,7 @@ def search(
     """
     if query is not None:
         query = readable_query(query)
+    kinds = [kind_named(kind) for kind in kinds] if kinds is not None else None
     parts = [replace(p, text=readable_query(p.text)) if p.text is not None else p for p in parts]
     _check_arguments(query, like, like_weight, parts, limit, kinds, modalities)
     for example in [*like, *(p.example for p in parts if p.example is not None)]:
@@ -717,6 +720,8 @@ def transcript(store: Store, path: str) -> list[Phrase]:
     index does not hold, or holds no speech of."""
     canonical = canonical_path(path)
     held = store.files_under([canonical])
+    if not held and not os.path.lexists(canonical):
+        raise UsageError(f"{path}: no such file")
     if not held:
         raise UsageError(f"{path}: not in the index; index it first: mediafind index {path}")
     if canonical in held and held[canonical].kind == "image":

@@ -25,6 +25,28 @@ AUDIO_EXTENSIONS = frozenset(
 )
 
 
+# What people call the kinds of file (the README says photos and
+# recordings): each names the kind wherever a kind is asked for.
+KIND_ALIASES = {
+    "photo": "image",
+    "photos": "image",
+    "picture": "image",
+    "pictures": "image",
+    "images": "image",
+    "videos": "video",
+    "recording": "audio",
+    "recordings": "audio",
+    "sound": "audio",
+    "sounds": "audio",
+}
+
+
+def kind_named(text: str) -> str:
+    """The kind `text` names (`photo` is image), as typed when it names none."""
+    lowered = text.strip().lower()
+    return KIND_ALIASES.get(lowered, lowered)
+
+
 def heic_supported() -> bool:
     """HEIC photos are decoded by the optional pillow-heif plugin."""
     return importlib.util.find_spec("pillow_heif") is not None

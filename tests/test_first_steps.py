@@ -188,14 +188,21 @@ def test_a_photo_given_as_the_query_says_how_to_search_by_example(cli, library: 
 
 
 @pytest.mark.usefixtures("fake_models")
-def test_photo_is_a_kind(cli, library: Path):
+def test_photo_is_a_kind(cli, library: Path, tmp_path: Path):
     cli("index", library)
     photos = json.loads(cli("search", "red", "--type", "photo", "--json").stdout)
     images = json.loads(cli("search", "red", "--type", "image", "--json").stdout)
     assert photos == images and len(photos) == 8
     wrong = cli("search", "red", "--type", "song")
     assert wrong.exit_code == 2
-    assert "'song' is not one of image (or photo), video, audio" in wrong.stderr
+    assert "'song' is not one of image (or photo), video, audio (or recording)" in wrong.stderr
+    # The library takes people's words too (the results page, an assistant).
+    with Store.open(tmp_path / "index.db", create=False) as store:
+        from mediafind.query import search
+
+        assert [r.path for r in search(store, "red", kinds=["photos"])] == [
+            r["path"] for r in photos
+        ]
     assert "Value error" not in wrong.stderr
 
 
@@ -257,3 +264,10 @@ def test_install_completion_installs_the_script_the_readme_copies(tmp_path: Path
     assert f"source '{installed}'" in (home / ".bashrc").read_text()
     readme = (ROOT / "README.md").read_text()
     assert "~/.bash_completions/mediafind.sh" in readme
+
+
+def test_a_transcript_of_a_file_that_does_not_exist_says_so(cli, library: Path, tmp_path: Path):
+    cli("index", library, "--no-audio")
+    result = cli("transcript", tmp_path / "nonexist.wav")
+    assert result.exit_code == 2
+    assert result.stderr == f"mediafind: error: {tmp_path / 'nonexist.wav'}: no such file\n"
