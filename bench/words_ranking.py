@@ -693,6 +693,33 @@ def stored_words(db: Path) -> dict[str, str]:
     return words
 
 
+def _edits(said: list[str], heard: list[str]) -> int:
+    """Word-level edit distance (substitutions, insertions, deletions)."""
+    row = list(range(len(heard) + 1))
+    for i, word in enumerate(said, 1):
+        previous, row[0] = row[0], i
+        for j, other in enumerate(heard, 1):
+            previous, row[j] = row[j], min(row[j] + 1, row[j - 1] + 1, previous + (word != other))
+    return row[-1]
+
+
+def error_rates(db: Path) -> str:
+    """The stored transcripts' word error rate against the lines spoken, in
+    all and per voice (Whisper's `3` for `three` counts as an error)."""
+    stored = stored_words(db)
+    per_voice: dict[str, list[int]] = {}
+    for number, known in enumerate(RECORDINGS):
+        if known.name not in stored:
+            continue
+        said, heard = _words(" ".join(known.lines)), _words(stored[known.name])
+        tally = per_voice.setdefault(VOICES[number % len(VOICES)], [0, 0])
+        tally[0] += _edits(said, heard)
+        tally[1] += len(said)
+    total = [sum(t[0] for t in per_voice.values()), sum(t[1] for t in per_voice.values())]
+    cells = [f"{voice} {e / n:.0%}" for voice, (e, n) in per_voice.items()]
+    return f"{total[0] / max(1, total[1]):.1%} ({', '.join(cells)})"
+
+
 def phrase_rows(runner: Runner, library: list[Known], misses: list[str], size: str) -> list[str]:
     """Top-1 of each phrase: default search and its own modality; and how many
     phrases the stored words hold exactly (what ASR and OCR left to find)."""
@@ -797,6 +824,7 @@ def main() -> None:
         runner = Runner(db, workdir, f"local-dir:{clip_dir}", speech)
         timings.append(f"{size}: indexed in {runner.index(folder):.0f} s")
         phrase_table += phrase_rows(runner, known, misses, size)
+        timings[-1] += f" (transcripts' word error rate {error_rates(db)})"
         heard = {k.name: stored_words(db).get(k.name, "") for k in known}
         db.with_suffix(".words.json").write_text(json.dumps(heard, indent=1))
         picture_table.append(picture_rows(runner, size, misses))
