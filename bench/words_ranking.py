@@ -644,6 +644,19 @@ class Runner:
         )
         self.clip = clip
         self.speech = speech
+        self.cwd = workdir
+
+    def _run(self, command: list[str]) -> subprocess.CompletedProcess[str]:
+        # From a folder of its own: `python -m` puts the current folder first
+        # on sys.path, and a checkout there would shadow PYTHONPATH's code.
+        return subprocess.run(
+            command, env=self.env, cwd=self.cwd, capture_output=True, text=True, check=False
+        )
+
+    def code(self) -> str:
+        """Where the mediafind that the commands run comes from."""
+        done = self._run([sys.executable, "-c", "import mediafind; print(mediafind.__file__)"])
+        return str(Path(done.stdout.strip()).parent.parent)
 
     def index(self, folder: Path) -> float:
         command = [
@@ -651,7 +664,7 @@ class Runner:
             "--model", self.clip, "--speech-model", self.speech, "--language", "en", "--no-audio",
         ]  # fmt: skip
         start = time.perf_counter()
-        done = subprocess.run(command, env=self.env, capture_output=True, text=True, check=False)
+        done = self._run(command)
         if done.returncode != 0:
             sys.exit(f"index failed ({done.returncode}): {done.stderr[-2000:]}")
         return time.perf_counter() - start
@@ -661,7 +674,7 @@ class Runner:
         command += ["--json", "--limit", "5"]
         if modality:
             command += ["--modality", modality]
-        done = subprocess.run(command, env=self.env, capture_output=True, text=True, check=False)
+        done = self._run(command)
         if done.returncode not in (0, 1):
             sys.exit(f"search {query!r} failed: {done.stderr[-2000:]}")
         results = json.loads(done.stdout) if done.returncode == 0 else []
@@ -828,7 +841,8 @@ def main() -> None:
         heard = {k.name: stored_words(db).get(k.name, "") for k in known}
         db.with_suffix(".words.json").write_text(json.dumps(heard, indent=1))
         picture_table.append(picture_rows(runner, size, misses))
-    print(f"## mediafind {label}; media made in {made:.0f} s; {'; '.join(timings)}\n")
+    print(f"## mediafind {label} (from {runner.code()}); media made in {made:.0f} s")
+    print(f"{'; '.join(timings)}\n")
     print("| library | search | phrases | speech | text | all |")
     print("| --- | --- | --- | ---: | ---: | ---: |")
     print("\n".join(phrase_table))
