@@ -189,6 +189,28 @@ def test_text_burned_into_one_shot_is_found_at_its_moment(cli, tmp_path: Path, d
     assert (start, end) == (found[0]["start"], found[0]["end"])
 
 
+def test_a_new_slide_on_the_same_background_starts_its_own_moment(
+    cli, tmp_path: Path, db_path: Path
+):
+    """Two slides on one background: the picture barely changes (no new shot,
+    no keyframe), yet the second slide's words start when it shows, not at
+    the next frame the picture pass keeps (10 s, the --max-gap)."""
+    background = (24, 60, 110)
+    make_text_video(
+        tmp_path / "talk" / "slides.mp4",
+        [(6.0, background, "QUARTERLY RESULTS 2024"), (6.0, background, "Revenue up 12 percent")],
+    )
+    assert cli("index", tmp_path / "talk").exit_code == 0
+    found = json.loads(cli("search", "revenue percent", "--modality", "text", "--json").stdout)
+    assert "Revenue" in found[0]["text"]
+    assert 6.0 <= found[0]["start"] <= 7.0
+    first, second = text_rows(db_path)
+    assert "QUARTERLY" in first[3] and "Revenue" in second[3]
+    # The first slide's words end where the second's begin; the second's run to the end.
+    assert first[1] == 0.0 and first[2] == second[1]
+    assert second[2] == pytest.approx(12.0, abs=0.2)
+
+
 def test_a_photo_given_as_an_example_finds_the_same_words(cli, signs: Path):
     cli("index", signs)
     other = save(

@@ -587,6 +587,29 @@ class _Selector:
         self.pending = None
 
 
+def frames_between(
+    path: str, stretches: list[tuple[float, float]], *, min_side: int
+) -> Iterator[tuple[int, KeptFrame]]:
+    """Frames at most `SHORTEST_SHOT` apart inside each `(start, end)` stretch
+    (after `start`, short of `end`), upright, with the stretch's number.
+
+    For what the picture comparison cannot see: new words on an unchanged
+    picture (the next slide, a screen recording). Stretches in time order.
+    """
+    container = open_media(path, "video")
+    try:
+        stream = default_video_stream(container)
+        prober = _Prober(container, _Timeline(stream, container))
+        for number, (start, end) in enumerate(stretches):
+            spacing = _probe_spacing(end - start, True, SHORTEST_SHOT)
+            if spacing is None:
+                continue
+            for found in prober.frames_at(start, spacing, end):
+                yield number, KeptFrame(found.time, _upright_image(found.frame, min_side))
+    finally:
+        container.close()
+
+
 def frame_at(path: str, time: float, *, min_side: int) -> Image:
     """The upright frame shown at `time` seconds (for query by example)."""
     container = open_media(path, "video")
