@@ -25,7 +25,8 @@ def test_help_does_not_import_heavy_libraries():
         "sys.argv = ['mediafind', '--help']\n"
         "try:\n    main()\nexcept SystemExit:\n    pass\n"
         "heavy = [m for m in ('torch', 'open_clip', 'av', 'numpy', 'PIL', 'transformers',"
-        " 'starlette', 'uvicorn', 'anyio', 'textual_image') if m in sys.modules]\n"
+        " 'starlette', 'uvicorn', 'anyio', 'textual_image', 'watchdog')"
+        " if m in sys.modules]\n"
         "print('HEAVY', heavy)\n"
     )
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
