@@ -313,3 +313,20 @@ def test_sigterm_stops_the_watch_command_within_a_second(tmp_path: Path, db_path
         command.wait()
     assert running_watcher(db_path) is None
     assert set(indexed(db_path)) == {str(photo)}
+
+
+def test_prune_and_reembed_run_beside_a_watcher(tmp_path: Path, db_path: Path):
+    root = tmp_path / "Pictures"
+    photo = draw_photo(root / "red.jpg", COLORS["red"])
+    with watching(db_path, [root]):
+        wait_for(lambda: str(photo) in indexed(db_path))
+        pruned = subprocess.run(fake_cli("prune"), capture_output=True, text=True)
+        assert pruned.returncode == 0, pruned.stderr
+        reembedded = subprocess.run(
+            fake_cli("index", "--reembed", str(root)), capture_output=True, text=True
+        )
+        assert reembedded.returncode == 0, reembedded.stderr
+        # The watcher still writes after them.
+        later = draw_photo(root / "later.jpg", COLORS["green"])
+        wait_for(lambda: str(later) in indexed(db_path))
+    assert set(indexed(db_path)) == {str(photo), str(later)}
