@@ -4,6 +4,7 @@ fast. Each test waits for what it expects with a deadline, never a fixed sleep."
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
 import signal
@@ -330,3 +331,27 @@ def test_prune_and_reembed_run_beside_a_watcher(tmp_path: Path, db_path: Path):
         later = draw_photo(root / "later.jpg", COLORS["green"])
         wait_for(lambda: str(later) in indexed(db_path))
     assert set(indexed(db_path)) == {str(photo), str(later)}
+
+
+def test_status_shows_a_running_watcher(tmp_path: Path, db_path: Path):
+    root = tmp_path / "Pictures"
+    root.mkdir()
+    with watching(db_path, [root]):
+        photo = draw_photo(root / "red.jpg", COLORS["red"])
+        wait_for(lambda: (s := running_watcher(db_path)) and s.last_path == str(photo))
+        shown = subprocess.run(fake_cli("status"), capture_output=True, text=True)
+        as_json = subprocess.run(fake_cli("status", "--json"), capture_output=True, text=True)
+    lines = shown.stdout.splitlines()
+    watch_line = next(line for line in lines if line.startswith("watch "))
+    assert f"(pid {os.getpid()})" in watch_line
+    assert "running since" in watch_line
+    assert any(line.strip() == "0 files waiting" for line in lines)
+    assert any(f"last change indexed: {photo} at" in line for line in lines)
+    watcher = json.loads(as_json.stdout)["watcher"]
+    assert (watcher["pid"], watcher["last_path"], watcher["roots"]) == (
+        os.getpid(),
+        str(photo),
+        [str(root)],
+    )
+    after = subprocess.run(fake_cli("status", "--json"), capture_output=True, text=True)
+    assert json.loads(after.stdout)["watcher"] is None
