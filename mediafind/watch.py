@@ -134,6 +134,7 @@ class Watcher:
         self.last_path: str | None = None
         self.last_at: float | None = None
         self._mark: Any = None
+        self._saved = ""
 
     def run(self, stop: threading.Event) -> None:
         from watchdog.observers import Observer
@@ -363,12 +364,17 @@ class Watcher:
         self._save_state()
 
     def _save_state(self) -> None:
+        """Write the state when it changed: an idle watcher writes nothing."""
         if self._mark is None:
+            return
+        text = json.dumps(asdict(self.state()))
+        if text == self._saved:
             return
         _, state = watch_paths(self.store.path)
         written = state.with_name(state.name + ".new")
-        written.write_text(json.dumps(asdict(self.state())), encoding="utf-8")
+        written.write_text(text, encoding="utf-8")
         os.replace(written, state)
+        self._saved = text
 
     def _release_mark(self) -> None:
         if self._mark is None:
