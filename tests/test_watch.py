@@ -19,10 +19,13 @@ from typing import Any
 
 import pytest
 from conftest import COLORS, draw_photo, fake_cli
+from fake_modality import SidecarWords
+from media_factory import make_audio
 
 from mediafind import modalities
 from mediafind.db import Store, running_watcher
 from mediafind.events import FileDone, IndexEvent
+from mediafind.index import index_files
 from mediafind.watch import Watcher, WatchNote, WatchOptions
 
 pytestmark = pytest.mark.usefixtures("fake_models")
@@ -355,3 +358,44 @@ def test_status_shows_a_running_watcher(tmp_path: Path, db_path: Path):
     )
     after = subprocess.run(fake_cli("status", "--json"), capture_output=True, text=True)
     assert json.loads(after.stdout)["watcher"] is None
+
+
+@pytest.fixture
+def sidecar(fake_models: Any) -> Iterator[None]:
+    with modalities.registered(SidecarWords()):
+        yield
+
+
+def recording(path: Path, words: str) -> Path:
+    make_audio(path, [("tone", 3.0)])
+    Path(str(path) + ".words").write_text(words)
+    return path
+
+
+@pytest.mark.usefixtures("sidecar")
+def test_index_files_runs_the_sound_pass_and_the_words_pass_apart(tmp_path: Path, db_path: Path):
+    memo = recording(tmp_path / "memo.wav", "0 2 happy birthday\n")
+    with Store.open(db_path, create=True) as store:
+        models = modalities.models_for_index(store)
+        first = index_files(store, [memo], models, later=False)
+        assert first.new == 1
+        assert not store.words_indexed(str(memo), "sidecar")
+        later = index_files(store, [memo], models, first=False)
+        assert later.words == 1
+        assert store.words_of(str(memo), "sidecar") == [(0.0, 2.0, "happy birthday")]
+
+
+@pytest.mark.usefixtures("sidecar")
+def test_the_watcher_reads_words_after_the_sounds(tmp_path: Path, db_path: Path):
+    root = tmp_path / "Memos"
+    root.mkdir()
+    with watching(db_path, [root]) as heard:
+        memo = recording(root / "memo.wav", "0 2 happy birthday\n")
+
+        def has_words() -> bool:
+            with Store.open(db_path, create=False, readonly=True) as store:
+                return store.words_indexed(str(memo), "sidecar")
+
+        wait_for(has_words)
+    # Two writes of the one file: its sound, then (later, apart) its words.
+    assert heard.outcomes(memo) == ["embedded", "embedded"]
