@@ -164,7 +164,11 @@ class Watcher:
     def _schedule(self, observer: Any, handler: Any, root: str) -> None:
         fs_type = _mount_type(root)
         if self.options.polling or fs_type in UNWATCHABLE:
-            why = f"a {fs_type} share sends no change events" if fs_type else "asked to"
+            why = (
+                f"a {fs_type} share sends no change events"
+                if fs_type in UNWATCHABLE
+                else "polling asked for"
+            )
             self._unwatched(root, f"{why}; rescanning it every {self.options.rescan_every:g} s")
             return
         try:
