@@ -20,13 +20,17 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).parent))
 
 from index_speed import make_model
-from search import WORDS, build_index, mediafind_command
+from search import WORDS, build_index
+
+# `python -m mediafind` starts through `mediafind.entry`, as the installed
+# script does once the package is reinstalled.
+MEDIAFIND = [sys.executable, "-m", "mediafind"]
 
 
 def timed(db: Path, query: str, env: dict[str, str]) -> tuple[float, bytes]:
     started = time.perf_counter()
     done = subprocess.run(
-        [*mediafind_command(), "search", query, "--json", "--limit", "20", "--db", str(db)],
+        [*MEDIAFIND, "search", query, "--json", "--limit", "20", "--db", str(db)],
         capture_output=True,
         env=env,
     )
@@ -62,7 +66,7 @@ def main() -> None:
     folder = args.workdir / "watched"
     folder.mkdir(exist_ok=True)
     watcher = subprocess.Popen(
-        [*mediafind_command(), "watch", str(folder), "--db", str(db)],
+        [*MEDIAFIND, "watch", str(folder), "--db", str(db)],
         env=served,
         stderr=subprocess.DEVNULL,
     )

@@ -37,7 +37,6 @@ from mediafind.cli_base import (
     with_model_options,
 )
 from mediafind.duplicates import DEFAULT_THRESHOLD
-from mediafind.entry import answer_warm
 from mediafind.errors import MediafindError
 from mediafind.modalities.base import DecodeOptions
 from mediafind.query import DEFAULT_LIKE_WEIGHT
@@ -745,9 +744,7 @@ def forget(
 _quick_exit = False
 
 
-def main(*, warm_tried: bool = False) -> None:
-    if not warm_tried:
-        answer_warm(sys.argv[1:])
+def main() -> None:
     try:
         app(prog_name="mediafind")
     except SystemExit as done:

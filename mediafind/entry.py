@@ -16,7 +16,7 @@ def main() -> None:
     answer_warm(sys.argv[1:])
     from mediafind.cli import main as run
 
-    run(warm_tried=True)
+    run()
 
 
 def answer_warm(args: list[str]) -> None:
