@@ -1,3 +1,3 @@
-from mediafind.cli import main
+from mediafind.entry import main
 
 main()

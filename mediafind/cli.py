@@ -155,11 +155,13 @@ def index(
     models: ModelChoices,
 ) -> None:
     """Index the photos, videos and recordings under PATHS; only what changed is embedded."""
-    from mediafind.db import Store
+    from mediafind.db import Store, check_not_watched
     from mediafind.index import IndexOptions, discard_if_unused, index_paths
     from mediafind.output import IndexReporter, stderr_line, summary_line
     from mediafind.scan import present_paths
 
+    if not reembed:
+        check_not_watched(config.resolve_db_path(db))
     runner = _cluster_runner(cluster, path_map)
     options = IndexOptions(
         include_hidden=include_hidden,
@@ -755,4 +757,4 @@ def main() -> None:
 
 
 # Commands defined in their own modules register on `app` when imported.
-from mediafind import cli_mcp, cli_view  # noqa: E402, F401
+from mediafind import cli_mcp, cli_view, cli_watch  # noqa: E402, F401

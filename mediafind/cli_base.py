@@ -16,6 +16,7 @@ import logging
 import os
 import signal
 import sys
+import threading
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -110,7 +111,10 @@ class Group(TyperGroup):
             root.addHandler(logging.NullHandler())
         warnings.simplefilter("ignore")
         # `kill` stops indexing the way Ctrl-C does: after the current commit.
-        previous = signal.signal(signal.SIGTERM, _raise_interrupt)
+        # (A warm answer runs a command on a service's thread, which cannot
+        # set handlers; the service's own stay.)
+        on_main = threading.current_thread() is threading.main_thread()
+        previous = signal.signal(signal.SIGTERM, _raise_interrupt) if on_main else None
         try:
             return super().invoke(ctx)
         except IndexInterruptedError as interrupted:
@@ -124,7 +128,8 @@ class Group(TyperGroup):
         except KeyboardInterrupt:
             exit_now(EXIT_INTERRUPTED)
         finally:
-            signal.signal(signal.SIGTERM, previous)
+            if on_main:
+                signal.signal(signal.SIGTERM, previous)
 
 
 def _no_type(ctx: Any) -> None:
@@ -382,10 +387,27 @@ class SearchModels:
 
     def for_searching(self, store: Any) -> dict[str, Any]:
         """The index's models for a search: as it was built, unless an option
-        names another."""
-        return registry.models_for_index(
+        names another. In a service (`keep_models_warm`), the same model is
+        the same object from one search to the next, its weights loaded."""
+        models = registry.models_for_index(
             store,
             self.choices.requests(),
             device=config.resolve_device(self.device),
             searching=True,
         )
+        if _warm is None:
+            return models
+        return {
+            name: _warm.setdefault((name, model.key, str(getattr(model, "device", ""))), model)
+            for name, model in models.items()
+        }
+
+
+# Models kept loaded between the searches a service answers; None: a
+# command's own process, which searches once.
+_warm: dict[tuple[str, str, str], Any] | None = None
+
+
+def keep_models_warm() -> None:
+    global _warm
+    _warm = {}

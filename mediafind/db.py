@@ -503,16 +503,24 @@ class WriterLock:
                 f"cannot create {self.path} ({error.strerror}); indexing needs write access "
                 "to the index's folder"
             ) from error
-        try:
-            fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except OSError:
-            handle.seek(0)
-            self.holder = handle.read().strip() or "unknown"
-            handle.close()
-            raise IndexBusyError(
-                f"another mediafind index run (pid {self.holder}) is writing to "
-                f"{self.db_path}; wait for it to finish (searching works meanwhile)"
-            ) from None
+        # A watcher holds the lock only while it writes a batch of changes
+        # (seconds): a command run beside it waits for that batch, then writes.
+        deadline = time.monotonic() + WATCH_BATCH_WAIT
+        while True:
+            try:
+                fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                break
+            except OSError:
+                if running_watcher(self.db_path) is not None and time.monotonic() < deadline:
+                    time.sleep(0.05)
+                    continue
+                handle.seek(0)
+                self.holder = handle.read().strip() or "unknown"
+                handle.close()
+                raise IndexBusyError(
+                    f"another mediafind index run (pid {self.holder}) is writing to "
+                    f"{self.db_path}; wait for it to finish (searching works meanwhile)"
+                ) from None
         handle.seek(0)
         handle.truncate()
         handle.write(f"{os.getpid()}\n")
@@ -538,6 +546,71 @@ class WriterLock:
 
     def __exit__(self, *exc: object) -> None:
         self.release()
+
+
+# Seconds a writer waits for the batch a watcher is writing: a batch is a
+# burst of changed files, written file by file.
+WATCH_BATCH_WAIT = 60.0
+
+
+@dataclass(frozen=True)
+class WatchState:
+    """What a running `mediafind watch` says about itself, for `status`."""
+
+    pid: int
+    since: float
+    roots: list[str]
+    # Changed files seen and not yet indexed (still being written, queued).
+    waiting: int = 0
+    last_path: str | None = None
+    last_at: float | None = None
+    # Whether the changes made while no watcher ran are indexed.
+    caught_up: bool = False
+
+
+def watch_paths(db_path: Path) -> tuple[Path, Path]:
+    """The file a watcher holds locked while it runs, and its state beside it."""
+    return db_path.with_name(db_path.name + ".watch"), db_path.with_name(
+        db_path.name + ".watch.json"
+    )
+
+
+def running_watcher(db_path: Path) -> WatchState | None:
+    """The watcher keeping this index current, or None. A watcher killed
+    with -9 leaves its files, not its lock, so it is not taken for running."""
+    try:
+        import fcntl
+    except ImportError:
+        return None
+    mark, state = watch_paths(db_path)
+    try:
+        handle = open(mark, "rb")  # noqa: SIM115 (closed below)
+    except OSError:
+        return None
+    with handle:
+        try:
+            fcntl.flock(handle, fcntl.LOCK_SH | fcntl.LOCK_NB)
+        except OSError:
+            pass
+        else:
+            return None
+    try:
+        return WatchState(**json.loads(state.read_text(encoding="utf-8")))
+    except (OSError, ValueError, TypeError):
+        return WatchState(pid=0, since=0.0, roots=[])
+
+
+def check_not_watched(db_path: Path) -> None:
+    """Refuse a whole indexing run while a watcher keeps the index current:
+    it would do the watcher's work again."""
+    watcher = running_watcher(db_path)
+    if watcher is not None:
+        raise IndexBusyError(
+            f"mediafind watch (pid {watcher.pid or 'unknown'}) is keeping {db_path} current; "
+            "new and changed files are indexed as they come. To add a folder, stop watch "
+            "and start it again with the folder; to switch models, add {reembed}",
+            arguments=("reembed",),
+        )
 
 
 class Store:

@@ -649,11 +649,16 @@ def _index_found(
     emit: Callable[[IndexEvent], None],
     started: float,
     after_first_pass: Callable[[IndexSummary, bool], bool] = lambda summary, changed: changed,
+    *,
+    first: bool = True,
+    later: bool = True,
 ) -> IndexSummary:
     """Index `found` (files as a walk found them, and `known` their rows), pass
     by pass. `after_first_pass` runs once the first pass is written (the
     files are searchable by sight and sound from there): a walk sweeps what
-    is gone and remembers its roots; it returns whether the index changed."""
+    is gone and remembers its roots; it returns whether the index changed.
+    `first` and `later` choose the passes that run: the pictures and sounds,
+    the words after them."""
     chosen = [modality for modality in modalities.modalities() if modality.name in models]
     spaces = _spaces(store, chosen, models, options.reembed)
     # A model is needed only when there is something for it: a photo folder
@@ -665,13 +670,17 @@ def _index_found(
         ids = {m.name: spaces[m.name].id if m.name in spaces else None for m in passing}
         return _plan(found, known(), store.spaces_by_file(), passing, ids)
 
+    if not first:
+        layers = layers[1:] or [[]]
+    elif not later:
+        layers = layers[:1]
     tasks, unchanged, still_failed = plan(layers[0])
     # Every model any pass needs is checked now, before any work: one
     # message names all that are missing.
     needed = {m.name: models[m.name] for m in layers[0]} if tasks else {}
-    for later in layers[1:]:
-        if plan(later)[0]:
-            needed.update({m.name: models[m.name] for m in later})
+    for passing in layers[1:]:
+        if plan(passing)[0]:
+            needed.update({m.name: models[m.name] for m in passing})
     check_models(needed)
 
     summary = IndexSummary(unchanged=unchanged, still_failed=still_failed)
@@ -682,6 +691,7 @@ def _index_found(
             if number:
                 # A file not read in one pass is not sent again in the next.
                 tasks = [task for task in plan(passing)[0] if task.found.path not in unread]
+            if number or not first:
                 _read_earlier(store, tasks)
             label = passing[0].pass_label if passing else "indexing"
             unread |= _pass(
@@ -765,6 +775,8 @@ def index_files(
     on_event: Callable[[IndexEvent], None] | None = None,
     *,
     lock: WriterLock | None = None,
+    first: bool = True,
+    later: bool = True,
 ) -> IndexSummary:
     """Index these files as they are now (new, changed, or lacking a part),
     and nothing else: no folder is walked or remembered, nothing is swept.
@@ -772,7 +784,9 @@ def index_files(
     loaded once, however many calls use them. A path that is not a media
     file, or is gone, is passed over (`forget_files` drops what is gone).
     Takes the index's writer lock for the call, unless the caller holds it
-    (`lock`, as a watcher does while it runs)."""
+    (`lock`). `first=True, later=False` gives the files their pictures and
+    sounds only; `first=False` then reads their words: a watcher runs the
+    words later, so that a long recording never holds back new photos."""
     options = options or IndexOptions()
     emit = on_event or (lambda event: None)
     started = time.monotonic()
@@ -782,7 +796,15 @@ def index_files(
         found = list({item.path: item for item in found}.values())
         canonical = [item.path for item in found]
         return _index_found(
-            store, found, lambda: store.files_at(canonical), models, options, emit, started
+            store,
+            found,
+            lambda: store.files_at(canonical),
+            models,
+            options,
+            emit,
+            started,
+            first=first,
+            later=later,
         )
 
 

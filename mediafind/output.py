@@ -749,6 +749,12 @@ def print_status(status: IndexStatus, stream: IO[str] | None = None) -> None:
         excludes = f" (excluding {', '.join(root.excludes)})" if root.excludes else ""
         rows.append(("root", root.path + excludes))
     rows.append(("last indexed", _when(status.last_indexed_at)))
+    if status.watcher is not None:
+        watcher = status.watcher
+        rows.append(("watch", f"running since {_when(watcher.since)} (pid {watcher.pid})"))
+        rows.append(("", f"{count(watcher.waiting, 'file')} waiting"))
+        last = f"{watcher.last_path} at {_when(watcher.last_at)}" if watcher.last_path else "none"
+        rows.append(("", f"last change indexed: {last}"))
     rows.append(("sqlite driver", status.sqlite_driver))
     exists = "" if status.config_exists else " (none; optional)"
     rows.append(("config file", status.config_path + exists))

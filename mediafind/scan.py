@@ -235,6 +235,16 @@ def scan(
     return result
 
 
+def excluded(path: str, root: str, patterns: Sequence[str]) -> bool:
+    """Whether a walk of `root` would leave `path` out for `patterns`: a glob
+    matches one of its names on the way down, or the path relative to root
+    up to that name."""
+    parts = os.path.relpath(path, root).split(os.sep)
+    return any(
+        _excluded(parts[at], "/".join(parts[: at + 1]), patterns) for at in range(len(parts))
+    )
+
+
 def found_file(raw: str | os.PathLike[str]) -> FoundFile | None:
     """One file as a walk would find it, or None when it is not a media file
     (by its name) or not a regular file now (gone, a folder, a FIFO)."""

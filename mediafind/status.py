@@ -6,7 +6,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from mediafind import config
-from mediafind.db import Root, Store
+from mediafind.db import Root, Store, WatchState, running_watcher
 from mediafind.thumbnails import CacheUsage, cache_for
 
 
@@ -41,6 +41,8 @@ class IndexStatus:
     # The index's thumbnail cache and what it holds.
     thumbnails_path: str
     thumbnails: CacheUsage
+    # The `mediafind watch` keeping the index current, if one runs.
+    watcher: WatchState | None = None
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -66,6 +68,7 @@ class IndexStatus:
             "config_path": self.config_path,
             "config_exists": self.config_exists,
             "thumbnails": {"path": self.thumbnails_path, **vars(self.thumbnails)},
+            "watcher": vars(self.watcher) if self.watcher is not None else None,
         }
 
 
@@ -98,4 +101,5 @@ def index_status(store: Store) -> IndexStatus:
         config_exists=config.config_path().is_file(),
         thumbnails_path=str(thumbnails.root),
         thumbnails=thumbnails.usage(),
+        watcher=running_watcher(store.path),
     )

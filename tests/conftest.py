@@ -107,7 +107,7 @@ FAKE_CLI = (
     f"import sys; sys.path.insert(0, {str(Path(__file__).parent)!r}); "
     "from fake_modality import fake_modalities; from mediafind import modalities; "
     "modalities._REGISTRY.clear(); [modalities.register(m) for m in fake_modalities()]; "
-    "from mediafind.cli import main; sys.argv[0] = 'mediafind'; main()"
+    "from mediafind.entry import main; sys.argv[0] = 'mediafind'; main()"
 )
 
 

@@ -25,7 +25,7 @@ def test_help_does_not_import_heavy_libraries():
         "sys.argv = ['mediafind', '--help']\n"
         "try:\n    main()\nexcept SystemExit:\n    pass\n"
         "heavy = [m for m in ('torch', 'open_clip', 'av', 'numpy', 'PIL', 'transformers',"
-        " 'starlette', 'uvicorn', 'anyio', 'textual_image', 'wordfreq')"
+        " 'starlette', 'uvicorn', 'anyio', 'textual_image', 'wordfreq', 'watchdog')"
         " if m in sys.modules]\n"
         "print('HEAVY', heavy)\n"
     )
