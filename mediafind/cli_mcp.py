@@ -17,6 +17,7 @@ from mediafind.cli_base import (
     ModelChoices,
     SearchModels,
     app,
+    exit_now,
     with_model_options,
 )
 from mediafind.errors import UsageError
@@ -55,3 +56,8 @@ def mcp(
             return Library(store, ModelsWhenNeeded(lambda: chosen.for_searching(store)))
 
         mcp_server.run(open_library)
+        # The assistant closed stdin. The models may still be loading in the
+        # warm-up thread, inside ONNX Runtime's or torch's C code, where
+        # tearing the interpreter down under it can crash the process
+        # (seen: SIGSEGV); the index is only read, so nothing is left unsaved.
+        exit_now(0)

@@ -366,7 +366,10 @@ def test_bad_arguments_are_errors_in_words_and_the_server_goes_on(indexed: Index
 
     bad, after = talk(indexed.env, conversation)
     words = [error_of(result) for result in bad]
-    assert words[0] == "mediafind: error: kind 'banana': expected one of image, video, audio"
+    assert words[0] == (
+        "mediafind: error: kind 'banana': expected one of image, video, audio "
+        "(photo is image, recording is audio)"
+    )
     assert words[1] == "mediafind: error: limit must be from 1 to 50, got 0"
     assert words[2] == "mediafind: error: limit must be from 1 to 50, got 100000"
     assert words[3].startswith("mediafind: error: since 'last summer': expected an ISO date")

@@ -316,7 +316,10 @@ def test_words_in_the_table_format_and_transcript(cli, subtitled: Path):
     rows = json.loads(cli("transcript", subtitled / "party.mp4", "--json").stdout)
     assert rows[2] == {"start": 7.0, "end": 8.9, "text": "東京の夜景がとても綺麗です"}
     missing = cli("transcript", subtitled / "nowhere.mp4")
-    assert missing.exit_code == 2 and "not in the index" in missing.stderr
+    assert missing.exit_code == 2 and "nowhere.mp4: no such file" in missing.stderr
+    (subtitled / "unindexed.mp4").write_bytes((subtitled / "party.mp4").read_bytes())
+    unindexed = cli("transcript", subtitled / "unindexed.mp4")
+    assert unindexed.exit_code == 2 and "not in the index" in unindexed.stderr
 
 
 def test_a_moment_both_seen_and_said_combines(cli, subtitled: Path, db_path: Path):
