@@ -26,6 +26,7 @@ from mediafind.cli_base import (
     DbOption,
     DeviceOption,
     Group,
+    IncludeHiddenOption,
     ModelChoices,
     SearchModels,
     VerboseOption,
@@ -81,9 +82,7 @@ def index(
         ),
     ] = None,
     device: DeviceOption = None,
-    include_hidden: Annotated[
-        bool, typer.Option("--include-hidden", help="Also index hidden files and folders.")
-    ] = False,
+    include_hidden: IncludeHiddenOption = False,
     exclude: Annotated[
         list[str] | None,
         typer.Option(

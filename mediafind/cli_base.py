@@ -230,6 +230,10 @@ DbOption = Annotated[
         show_default=False,
     ),
 ]
+# index and watch: the same files, walked or watched.
+IncludeHiddenOption = Annotated[
+    bool, typer.Option("--include-hidden", help="Also index hidden files and folders.")
+]
 VerboseOption = Annotated[
     bool,
     typer.Option(

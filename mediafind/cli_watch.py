@@ -18,6 +18,7 @@ from mediafind import config
 from mediafind.cli_base import (
     DbOption,
     DeviceOption,
+    IncludeHiddenOption,
     ModelChoices,
     app,
     number_parser,
@@ -39,9 +40,7 @@ def watch(
     ] = None,
     db: DbOption = None,
     device: DeviceOption = None,
-    include_hidden: Annotated[
-        bool, typer.Option("--include-hidden", help="Also index hidden files and folders.")
-    ] = False,
+    include_hidden: IncludeHiddenOption = False,
     settle: Annotated[
         float,
         typer.Option(
